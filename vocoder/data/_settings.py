@@ -24,6 +24,7 @@ class FeatureSettings:
     n_mels: int = 80
     fmin: float = 0.0
     fmax: float = 8000.0
+    mel_floor: float = 1e-5
     preemphasis: float = 0.85
     lpc_order: int = 16
     mulaw_bits: int = 8

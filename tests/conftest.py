@@ -1,0 +1,33 @@
+"""Shared test fixtures. Keep CPU runs deterministic and small."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SAMPLE_ROOT = REPO_ROOT / "vocoder" / "data" / "sample"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def sample_root() -> Path:
+    """The embedded kathleen sample corpus (ARCTIC layout, 40 utterances)."""
+    return SAMPLE_ROOT / "kathleen"
+
+
+@pytest.fixture
+def slt_root() -> Path:
+    """The embedded real slt utterance (ARCTIC layout, 1 utterance)."""
+    return SAMPLE_ROOT / "slt"
