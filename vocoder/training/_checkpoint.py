@@ -1,0 +1,170 @@
+"""Checkpoint files: atomic writes, safe loading, discovery of the newest intact one.
+
+A checkpoint is one ``dict`` of tensors and plain Python types, loadable with
+``torch.load(path, weights_only=True)``: no pickled objects. Layout inside ``out_dir``::
+
+    checkpoints/step_00001000.pt   every N steps (the newest K kept)
+    checkpoints/last.pt            hard link to (or copy of) the newest step file
+    checkpoints/best.pt            lowest validation loss so far
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+STEP_PATTERN = re.compile(r"^step_(\d{8})\.pt$")
+REQUIRED_KEYS = ("model", "ema", "optimizer", "step", "config")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message is one line naming the file and the fix."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A crash at any point leaves either the previous file or the complete new one, never a mix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def link_atomic(source: Path, link: Path) -> None:
+    """Make ``link`` point at the same file as ``source`` atomically (hard link, else copy)."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, link)
+    _fsync_dir(link.parent)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); raise :class:`CheckpointError` in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (check trainer.resume / checkpoint=)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, wrong format, unsafe pickle: all mean "not usable"
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {reason}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a vocoder checkpoint (expected a dict)")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a vocoder training checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def step_checkpoints(directory: Path) -> list[Path]:
+    """Step checkpoint files in ``directory``, newest (highest step) first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if STEP_PATTERN.match(p.name)]
+    return sorted(found, key=lambda p: int(STEP_PATTERN.match(p.name).group(1)), reverse=True)
+
+
+def find_resumable(directory: Path, warn=print) -> tuple[Path, dict[str, Any]] | None:
+    """The newest intact checkpoint in ``directory`` (``last.pt`` first, then step files)."""
+    candidates = []
+    if (directory / "last.pt").is_file():
+        candidates.append(directory / "last.pt")
+    candidates += step_checkpoints(directory)
+    for candidate in candidates:
+        try:
+            return candidate, load_checkpoint(candidate)
+        except CheckpointError as exc:
+            warn(f"warning: skipping {exc}")
+    return None
+
+
+def prune_step_checkpoints(directory: Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` step checkpoints (``last.pt``/``best.pt`` untouched)."""
+    for old in step_checkpoints(directory)[max(keep_last, 1):]:
+        old.unlink(missing_ok=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) generator states as plain types and tensors."""
+    version, internal, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["gauss"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def describe_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """One line saying which state-dict keys are missing, unexpected or of another shape."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    reshaped = sorted(
+        k for k in set(expected) & set(found) if tuple(expected[k].shape) != tuple(found[k].shape)
+    )
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", reshaped)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
+            parts.append(f"{label}: {shown}")
+    return "; ".join(parts)

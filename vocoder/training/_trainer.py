@@ -1,0 +1,501 @@
+"""The one model-agnostic trainer."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vocoder.training._checkpoint import (
+    CheckpointError,
+    describe_mismatch,
+    find_resumable,
+    link_atomic,
+    load_checkpoint,
+    prune_step_checkpoints,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
+from vocoder.training._distributed import DistributedContext, any_rank, init_distributed, shutdown_distributed
+from vocoder.training._ema import EMA
+from vocoder.training._module import TrainingModule
+from vocoder.training._sampler import ResumableSampler
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message is one line saying why and what was saved."""
+
+
+@dataclass
+class TrainerSettings:
+    """Everything the trainer needs besides the model's training module (the ``trainer`` config).
+
+    Attributes:
+        out_dir: run folder (``checkpoints/``, ``tb/``, ``config.yaml``).
+        max_steps: training iterations (batches) in total, counted across resumes.
+        batch_size: items per batch per process.
+        num_workers: DataLoader worker processes (0 keeps CPU runs bit-reproducible and light).
+        seed: seeds python/numpy/torch and the data order.
+        log_every: scalar logging interval (steps).
+        valid_every: validation interval (steps; 0 = never).
+        valid_batches: dev batches per validation.
+        checkpoint_every: checkpoint interval (steps).
+        keep_last: step checkpoints kept (plus last.pt and best.pt).
+        audio_every: TensorBoard audio/image interval (steps; 0 = never).
+        audio_examples: dev utterances synthesized each time.
+        grad_clip: max global gradient norm (0 = no clipping; the norm is logged either way).
+        ema_decay: EMA decay (0 disables averaging: the EMA copy tracks the weights).
+        ema_warmup: EMA warm-up constant (steps).
+        max_bad_steps: consecutive non-finite steps tolerated before stopping.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``.
+        resume: ``auto`` (newest intact checkpoint in out_dir), ``never`` or a checkpoint path.
+        progress: ``auto`` (bar when stderr is a terminal), ``bar`` or ``log``.
+        find_unused_parameters: passed to DistributedDataParallel.
+    """
+
+    out_dir: str = "exp/default"
+    max_steps: int = 1000
+    batch_size: int = 32
+    num_workers: int = 0
+    seed: int = 1234
+    log_every: int = 50
+    valid_every: int = 500
+    valid_batches: int = 4
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    audio_every: int = 2000
+    audio_examples: int = 1
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: int = 10
+    max_bad_steps: int = 20
+    precision: str = "auto"
+    device: str = "auto"
+    resume: str = "auto"
+    progress: str = "auto"
+    find_unused_parameters: bool = False
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"trainer.device={name}: CUDA is not available here; use trainer.device=cpu")
+    return device
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+class Trainer:
+    """Trains any :class:`TrainingModule`: optimizer, schedule, EMA, checkpoints, logs, DDP.
+
+    Args:
+        module: the model family's training module (holds ``module.model``).
+        optimizer_factory: parameters → optimizer (e.g. a Hydra partial of ``torch.optim.Adam``).
+        scheduler_factory: optimizer → LR scheduler stepped once per step, or ``None``.
+        settings: :class:`TrainerSettings`.
+        loss_weights: weight of every named loss term the module returns; the total is their
+            weighted sum. A term missing here is an error (weight 0 logs a term without training on it).
+        config: the resolved run configuration (plain types), saved in checkpoints and ``config.yaml``.
+        log: where one-line messages go.
+    """
+
+    def __init__(
+        self,
+        module: TrainingModule,
+        optimizer_factory: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        scheduler_factory: Callable[[torch.optim.Optimizer], Any] | None,
+        settings: TrainerSettings,
+        loss_weights: dict[str, float],
+        config: dict[str, Any] | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.module = module
+        self.optimizer_factory = optimizer_factory
+        self.scheduler_factory = scheduler_factory
+        self.settings = settings
+        self.loss_weights = dict(loss_weights)
+        self.config = config or {}
+        self.log = log
+        self.out_dir = Path(settings.out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.step = 0
+        self.best_valid = math.inf
+        self.skipped_total = 0
+        self._stop_requested = False
+        self.dist = DistributedContext()
+        self.device = torch.device("cpu")
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.ema: EMA | None = None
+        self.writer = None
+
+    # ----------------------------------------------------------------------------- set-up
+    def _setup(self) -> None:
+        settings = self.settings
+        self.device = _resolve_device(settings.device)
+        self.dist = init_distributed(self.device.type)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        torch.manual_seed(settings.seed + self.dist.rank)
+        np.random.seed((settings.seed + self.dist.rank) % 2**32)
+        import random
+
+        random.seed(settings.seed + self.dist.rank)
+        self.module.to(self.device)
+        self.optimizer = self.optimizer_factory(list(self.module.trainable_parameters()))
+        self.scheduler = self.scheduler_factory(self.optimizer) if self.scheduler_factory else None
+        self.ema = EMA(self.module.model, decay=settings.ema_decay, warmup=settings.ema_warmup)
+        self._maybe_resume()
+        if self.dist.enabled:
+            self.train_forward = nn.parallel.DistributedDataParallel(
+                self.module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=settings.find_unused_parameters,
+            )
+        else:
+            self.train_forward = self.module
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.out_dir / "tb"), purge_step=self.step + 1)
+            if self.step == 0:
+                import yaml
+
+                text = yaml.safe_dump(self.config, sort_keys=False)
+                self.writer.add_text("config", "```\n" + text + "\n```", 0)
+
+    def _write_config(self) -> None:
+        import yaml
+
+        path = self.out_dir / "config.yaml"
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        tmp.replace(path)
+
+    def _maybe_resume(self) -> None:
+        resume = self.settings.resume
+        if resume == "never":
+            return
+        if resume == "auto":
+            found = find_resumable(self.checkpoint_dir, warn=self.log if self.dist.is_main else lambda _: None)
+            if found is None:
+                return
+            path, state = found
+        else:
+            path, state = Path(resume), load_checkpoint(resume)
+        self.load_state(state, path)
+        if self.dist.is_main:
+            self.log(f"resumed from {path} at step {self.step}")
+
+    # ----------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The one checkpoint dict (tensors and plain types only)."""
+        return {
+            "format": "vocoder-checkpoint-1",
+            "model": self.module.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "step": self.step,
+            "items_consumed": self.step * self.settings.batch_size,
+            "best_valid": self.best_valid,
+            "skipped_total": self.skipped_total,
+            "rng": rng_state(),
+            "module": self.module.extra_state(),
+            "settings": asdict(self.settings),
+            "config": self.config,
+        }
+
+    def load_state(self, state: dict[str, Any], path: Path | str = "checkpoint") -> None:
+        """Restore everything :meth:`state_dict` saved; mismatching weights → one-line error."""
+        own = self.module.model.state_dict()
+        mismatch = describe_mismatch(own, state["model"])
+        if mismatch:
+            raise CheckpointError(
+                f"{path}: was trained with another model or config ({mismatch}); "
+                "use trainer.resume=never or another trainer.out_dir"
+            )
+        self.module.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: optimizer state does not fit this optimizer ({exc})") from None
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.best_valid = float(state.get("best_valid", math.inf))
+        self.skipped_total = int(state.get("skipped_total", 0))
+        if "rng" in state:
+            set_rng_state(state["rng"])
+            if self.dist.rank > 0:  # other ranks draw their own noise
+                torch.manual_seed(self.settings.seed * 1_000_003 + self.step * 31 + self.dist.rank)
+        self.module.load_extra_state(state.get("module", {}))
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``step_XXXXXXXX.pt`` atomically, point ``last.pt`` at it, prune old ones (rank 0)."""
+        if not self.dist.is_main:
+            return None
+        path = save_atomic(self.state_dict(), self.checkpoint_dir / f"step_{self.step:08d}.pt")
+        link_atomic(path, self.checkpoint_dir / "last.pt")
+        prune_step_checkpoints(self.checkpoint_dir, self.settings.keep_last)
+        return path
+
+    # ----------------------------------------------------------------------------- signals
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        def request_stop(signum, _frame):
+            if self._stop_requested:  # a second Ctrl-C aborts at once
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            self.log(f"received {signal.Signals(signum).name}: saving a checkpoint at the current step")
+
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, request_stop)
+            except ValueError:  # not in the main thread
+                pass
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # ----------------------------------------------------------------------------- loop
+    def _autocast(self):
+        precision = self.settings.precision
+        use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        if not use_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _total_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        unknown = sorted(set(losses) - set(self.loss_weights))
+        if unknown:
+            raise TrainingError(
+                f"loss.weights has no weight for the loss term(s) {', '.join(unknown)}; "
+                f"add e.g. loss.weights.{unknown[0]}=1.0"
+            )
+        return sum(self.loss_weights[name] * value.float() for name, value in losses.items())
+
+    def _make_loader(self) -> torch.utils.data.DataLoader:
+        dataset = self.module.train_dataset("train")
+        sampler = ResumableSampler(
+            len(dataset), seed=self.settings.seed, rank=self.dist.rank, world_size=self.dist.world_size
+        )
+        sampler.set_position(self.step * self.settings.batch_size)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.settings.batch_size,
+            sampler=sampler,
+            collate_fn=self.module.collate,
+            num_workers=self.settings.num_workers,
+            persistent_workers=self.settings.num_workers > 0,
+            pin_memory=self.device.type == "cuda",
+            # its own generator: creating the iterator must not draw from the global RNG, or a resumed
+            # run (iterator created after the RNG restore) would diverge from an uninterrupted one
+            generator=torch.Generator().manual_seed(self.settings.seed + self.step),
+        )
+
+    def fit(self) -> dict[str, float]:
+        """Train until ``max_steps`` (or a stop signal); returns the last logged scalars."""
+        try:
+            self._setup()
+            with self._stop_on_signals():
+                return self._loop()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            shutdown_distributed()
+
+    def _loop(self) -> dict[str, float]:
+        settings = self.settings
+        if self.step >= settings.max_steps:
+            self.log(f"nothing to do: already at step {self.step} >= trainer.max_steps={settings.max_steps}")
+            return {}
+        loader = iter(self._make_loader())
+        show_bar = self.dist.is_main and (
+            settings.progress == "bar" or (settings.progress == "auto" and sys.stderr.isatty())
+        )
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=settings.max_steps, initial=self.step, disable=not show_bar, dynamic_ncols=True)
+        sums: dict[str, float] = defaultdict(float)
+        counted = 0
+        consecutive_bad = 0
+        interval_start = time.perf_counter()
+        interval_samples = 0
+        last_scalars: dict[str, float] = {}
+        module_scalars: dict[str, float] = {}
+        self.module.train()
+        while self.step < settings.max_steps:
+            batch = _to_device(next(loader), self.device)
+            self.step += 1
+            with self._autocast():
+                losses = self.train_forward(batch, self.step)
+            total = self._total_loss(losses)
+            self.optimizer.zero_grad(set_to_none=True)
+            finite = bool(torch.isfinite(total))
+            grad_norm = math.nan
+            if finite:
+                total.backward()
+                params = [p for group in self.optimizer.param_groups for p in group["params"]]
+                max_norm = settings.grad_clip if settings.grad_clip > 0 else math.inf
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+                finite = math.isfinite(grad_norm)
+            finite = not any_rank(not finite, self.dist, self.device)
+            if finite:
+                consecutive_bad = 0
+                self.optimizer.step()
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                extra = self.module.after_optimizer_step(self.step)
+                self.ema.update(self.module.model, self.step)
+                self.module.after_ema_update(self.ema.model)
+                for name, value in losses.items():
+                    sums[f"loss/{name}"] += float(value.detach())
+                sums["loss/total"] += float(total.detach())
+                sums["grad_norm"] += grad_norm
+                for name, value in extra.items():
+                    module_scalars[name] = float(value)
+                counted += 1
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+                consecutive_bad += 1
+                self.skipped_total += 1
+                if consecutive_bad >= settings.max_bad_steps:
+                    path = self.save_checkpoint()  # skipped steps left the weights at the last good state
+                    raise TrainingError(
+                        f"{consecutive_bad} consecutive non-finite losses/gradients at step {self.step}; "
+                        f"last good state saved to {path}; lower optim.lr or raise trainer.grad_clip"
+                    )
+            interval_samples += self.module.batch_num_samples(batch) * self.dist.world_size
+            bar.update(1)
+
+            if self.step % settings.log_every == 0 or self.step == settings.max_steps:
+                elapsed = max(time.perf_counter() - interval_start, 1e-9)
+                scalars = {k: v / max(counted, 1) for k, v in sums.items()}
+                scalars["lr"] = self.optimizer.param_groups[0]["lr"]
+                scalars["samples_per_s"] = interval_samples / elapsed
+                scalars["skipped_steps"] = float(self.skipped_total)
+                scalars.update(module_scalars)
+                self._log_scalars(scalars, bar, show_bar)
+                last_scalars = dict(scalars)
+                sums.clear()
+                counted = 0
+                interval_samples = 0
+                interval_start = time.perf_counter()
+            if settings.valid_every and self.step % settings.valid_every == 0:
+                self.validate()
+            if settings.audio_every and self.step % settings.audio_every == 0:
+                self.log_examples()
+            stop = any_rank(self._stop_requested, self.dist, self.device)
+            if stop or self.step % settings.checkpoint_every == 0 or self.step == settings.max_steps:
+                path = self.save_checkpoint()
+                if stop:
+                    if path is not None:
+                        self.log(f"stopped at step {self.step}; checkpoint {path}")
+                    break
+        bar.close()
+        return last_scalars
+
+    def _log_scalars(self, scalars: dict[str, float], bar, show_bar: bool) -> None:
+        if not self.dist.is_main:
+            return
+        for name, value in scalars.items():
+            self.writer.add_scalar(name, value, self.step)
+        summary = f"loss {scalars.get('loss/total', math.nan):.4f} lr {scalars['lr']:.2e}"
+        if show_bar:
+            bar.set_postfix_str(summary)
+        else:
+            self.log(f"step {self.step}/{self.settings.max_steps} {summary} "
+                     f"{scalars['samples_per_s']:.0f} samples/s")
+
+    def _fixed_rng(self):
+        """Validation and examples draw from a fixed generator and leave the training RNG untouched."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        forked = torch.random.fork_rng(devices=devices)
+        forked.__enter__()
+        torch.manual_seed(self.settings.seed + 17)
+        return forked
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean named losses of ``valid_batches`` dev batches with the EMA weights (rank 0 logs)."""
+        if not self.dist.is_main:
+            return {}
+        dataset = self.module.train_dataset("dev")
+        count = min(self.settings.valid_batches * self.settings.batch_size, len(dataset))
+        items = [dataset[(i % len(dataset), 1_000 + i)] for i in range(count)]
+        sums: dict[str, float] = defaultdict(float)
+        batches = 0
+        forked = self._fixed_rng()
+        try:
+            for start in range(0, count, self.settings.batch_size):
+                batch = _to_device(self.module.collate(items[start : start + self.settings.batch_size]), self.device)
+                with self._autocast():
+                    losses = self.module.validation_step(self.ema.model, batch)
+                for name, value in losses.items():
+                    sums[name] += float(value)
+                sums["total"] += float(self._total_loss(losses))
+                batches += 1
+        finally:
+            forked.__exit__(None, None, None)
+        means = {name: value / max(batches, 1) for name, value in sums.items()}
+        for name, value in means.items():
+            self.writer.add_scalar(f"valid/{name}", value, self.step)
+        if means.get("total", math.inf) < self.best_valid:
+            self.best_valid = means["total"]
+            save_atomic(self.state_dict(), self.checkpoint_dir / "best.pt")
+        self.log(f"step {self.step} validation: " + " ".join(f"{k} {v:.4f}" for k, v in means.items()))
+        return means
+
+    @torch.no_grad()
+    def log_examples(self) -> None:
+        """Synthesize dev utterances with the EMA weights → TensorBoard audio and mel images."""
+        if not self.dist.is_main or self.settings.audio_examples <= 0:
+            return
+        forked = self._fixed_rng()
+        try:
+            examples = self.module.synthesize_examples(self.ema.model, self.settings.audio_examples)
+        finally:
+            forked.__exit__(None, None, None)
+        from vocoder.training._tb_images import mel_comparison_image
+
+        for example in examples:
+            audio = np.clip(example.audio, -1, 1).astype(np.float32)
+            self.writer.add_audio(f"audio/{example.name}", audio[None], self.step, example.sample_rate)
+            if self.step == self.settings.audio_every:
+                reference = np.clip(example.reference, -1, 1).astype(np.float32)
+                self.writer.add_audio(f"audio/{example.name}_natural", reference[None], self.step,
+                                      example.sample_rate)
+            image = mel_comparison_image(example.reference, example.audio, example.sample_rate)
+            self.writer.add_image(f"mel/{example.name}", image, self.step, dataformats="HWC")
+            for name, value in example.scalars.items():
+                self.writer.add_scalar(f"examples/{name}", value, self.step)
