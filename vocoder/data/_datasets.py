@@ -1,0 +1,122 @@
+"""Torch datasets over a prepared feature cache (see :mod:`vocoder.data._prepare` for the layout)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vocoder.dsp import preemphasis
+
+
+class CacheError(RuntimeError):
+    """A prepared cache that is missing or unusable; one line naming it and the fix."""
+
+
+@dataclass
+class Utterance:
+    """One prepared utterance held in memory."""
+
+    id: str
+    audio: np.ndarray  # (N,) float32, N = frames · hop
+    mel: np.ndarray  # (T, n_mels) float32
+    features: np.ndarray  # (T, 20) float32
+    lpc: np.ndarray  # (T, order) float32
+
+
+def read_split(cache_dir: str | Path, split: str) -> list[str]:
+    """Utterance ids of ``split`` (train/dev/eval) from ``cache_dir/splits/<split>.txt``."""
+    path = Path(cache_dir) / "splits" / f"{split}.txt"
+    if not path.is_file():
+        raise CacheError(f"{path}: split list missing; run vocoder-prepare with the same data settings first")
+    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise CacheError(f"{path}: the {split} split is empty; lower data.splits sizes or use a larger corpus")
+    return ids
+
+
+def load_utterance(cache_dir: str | Path, utterance_id: str) -> Utterance:
+    """Load one cache entry."""
+    path = Path(cache_dir) / "features" / f"{utterance_id}.npz"
+    try:
+        with np.load(path) as entry:
+            return Utterance(
+                id=utterance_id,
+                audio=entry["audio"].astype(np.float32),
+                mel=entry["mel"].astype(np.float32),
+                features=entry["features"].astype(np.float32),
+                lpc=entry["lpc"].astype(np.float32),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise CacheError(f"{path}: unreadable cache entry ({exc}); re-run vocoder-prepare") from None
+
+
+def load_stats(cache_dir: str | Path) -> dict[str, np.ndarray]:
+    """Normalization statistics of the train split (``mel_mean``, ``mel_std``, ``features_mean``, ...)."""
+    path = Path(cache_dir) / "stats.npz"
+    if not path.is_file():
+        raise CacheError(f"{path}: statistics missing; run vocoder-prepare first")
+    with np.load(path) as stats:
+        return {key: stats[key].astype(np.float32) for key in stats.files}
+
+
+def load_manifest(cache_dir: str | Path) -> dict:
+    path = Path(cache_dir) / "manifest.json"
+    if not path.is_file():
+        raise CacheError(f"{path}: manifest missing; run vocoder-prepare first")
+    return json.loads(path.read_text())
+
+
+class LPCNetSegments(torch.utils.data.Dataset):
+    """Random fixed-length segments for LPCNet teacher forcing.
+
+    An item is addressed by ``(index, crop_seed)`` (see :class:`vocoder.training.ResumableSampler`):
+    the seed picks the segment start, so data order and crops are reproducible and resumable.
+
+    Each item holds ``frames`` frames of output plus 2 context frames on each side for the
+    frame-rate network (edge frames replicated at utterance boundaries), the per-frame LPC, and the
+    pre-emphasized waveform of the segment preceded by ``history`` samples of past.
+
+    Args:
+        utterances: prepared utterances (each at least ``frames`` frames long).
+        frames: output frames per segment (LPCNet: 15).
+        hop_length: samples per frame.
+        history: samples of past before the segment (≥ LPC order + 1).
+        preemphasis_alpha: pre-emphasis applied to the waveform (LPC predicts that signal).
+        context: feature frames of context on each side (2 for LPCNet's two kernel-3 convolutions).
+    """
+
+    def __init__(self, utterances: list[Utterance], frames: int, hop_length: int, history: int = 160,
+                 preemphasis_alpha: float = 0.85, context: int = 2) -> None:
+        self.utterances = [u for u in utterances if u.features.shape[0] >= frames]
+        if not self.utterances:
+            raise CacheError(f"no utterance has {frames} frames; lower the segment length")
+        self.frames, self.hop, self.history, self.context = frames, hop_length, history, context
+        self.emphasized = [preemphasis(u.audio, preemphasis_alpha).astype(np.float32) for u in self.utterances]
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def segment(self, index: int, start: int) -> dict[str, torch.Tensor]:
+        """The segment of utterance ``index`` starting at frame ``start``."""
+        utt = self.utterances[index]
+        total = utt.features.shape[0]
+        rows = np.clip(np.arange(start - self.context, start + self.frames + self.context), 0, total - 1)
+        first, last = start * self.hop, (start + self.frames) * self.hop
+        wave = self.emphasized[index]
+        past = wave[max(first - self.history, 0) : first]
+        past = np.concatenate([np.zeros(self.history - len(past), np.float32), past])
+        return {
+            "features": torch.from_numpy(utt.features[rows]),
+            "lpc": torch.from_numpy(utt.lpc[start : start + self.frames]),
+            "signal": torch.from_numpy(np.concatenate([past, wave[first:last]])),
+        }
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        index, crop_seed = key if isinstance(key, tuple) else (key, 0)
+        total = self.utterances[index].features.shape[0]
+        start = int(np.random.default_rng(crop_seed).integers(0, total - self.frames + 1))
+        return self.segment(index, start)
