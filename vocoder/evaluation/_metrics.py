@@ -1,0 +1,122 @@
+"""Objective scores of synthesized speech against the natural recording (time-aligned copy synthesis).
+
+All functions take 1-D float waveforms at the same sample rate. The two signals are trimmed to the
+shorter length (copy synthesis keeps the timing, so no warping is applied).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+MCEP_ORDER = 24
+MCEP_ALPHA = 0.42
+FRAME_PERIOD_MS = 5.0
+
+
+def _align(reference: np.ndarray, synthesized: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    length = min(len(reference), len(synthesized))
+    return (np.asarray(reference[:length], dtype=np.float64), np.asarray(synthesized[:length], dtype=np.float64))
+
+
+def pesq_wb(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> float:
+    """Wide-band PESQ (ITU-T P.862.2) MOS-LQO, 1.0–4.64; NaN when PESQ finds no utterance."""
+    from pesq import pesq
+
+    ref, syn = _align(reference, synthesized)
+    try:
+        return float(pesq(sample_rate, ref, syn, "wb"))
+    except Exception:  # pesq raises on silent or too-short inputs: the score does not exist
+        return float("nan")
+
+
+def stoi(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> float:
+    """Short-time objective intelligibility (Taal et al. 2011), 0–1."""
+    from pystoi import stoi as _stoi
+
+    ref, syn = _align(reference, synthesized)
+    return float(_stoi(ref, syn, sample_rate, extended=False))
+
+
+def mel_cepstra(x: np.ndarray, sample_rate: int = 16000, order: int = MCEP_ORDER, alpha: float = MCEP_ALPHA,
+                frame_period_ms: float = FRAME_PERIOD_MS, fft_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Mel-cepstra ``(frames, order + 1)`` of Blackman-windowed frames, and each frame's energy in dB."""
+    import pysptk
+
+    hop = int(sample_rate * frame_period_ms / 1000)
+    win = int(sample_rate * 0.025)
+    padded = np.pad(x, (win // 2, win // 2))
+    count = 1 + (len(padded) - win) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:count] * np.blackman(win)
+    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    framed = np.zeros((count, fft_size))
+    framed[:, :win] = frames
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mc = np.stack([pysptk.mcep(f, order=order, alpha=alpha, etype=1, eps=1e-8, min_det=0.0)
+                       for f in framed])
+    return mc, energy_db
+
+
+def mel_cepstral_distortion(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000,
+                            silence_db: float = 40.0) -> float:
+    """MCD in dB over coefficients 1–24 (α = 0.42), frames within ``silence_db`` of the loudest kept.
+
+    ``MCD = 10 / ln 10 · sqrt(2 Σ_d (c_d − ĉ_d)²)``, averaged over the reference's non-silent frames.
+    """
+    ref, syn = _align(reference, synthesized)
+    mc_ref, energy = mel_cepstra(ref, sample_rate)
+    mc_syn, _ = mel_cepstra(syn, sample_rate)
+    speech = energy > energy.max() - silence_db
+    diff = mc_ref[speech, 1:] - mc_syn[speech, 1:]
+    return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(diff**2, axis=1))))
+
+
+def harvest_f0(x: np.ndarray, sample_rate: int = 16000, frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
+    """WORLD harvest F0 (Hz, 0 = unvoiced) at ``frame_period_ms``."""
+    import pyworld
+
+    f0, _ = pyworld.harvest(np.ascontiguousarray(x, dtype=np.float64), sample_rate,
+                            f0_floor=60.0, f0_ceil=500.0, frame_period=frame_period_ms)
+    return f0
+
+
+@dataclass
+class PitchScores:
+    """V/UV error rate, gross pitch error rate (> 20 %) and fine pitch error (mean |Δ| in cents)."""
+
+    vuv_error: float
+    gross_pitch_error: float
+    fine_pitch_error_cents: float
+
+
+def pitch_scores(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> PitchScores:
+    """Compare harvest F0 tracks of both signals (frames voiced in both for the pitch errors)."""
+    ref, syn = _align(reference, synthesized)
+    f0_ref, f0_syn = harvest_f0(ref, sample_rate), harvest_f0(syn, sample_rate)
+    count = min(len(f0_ref), len(f0_syn))
+    f0_ref, f0_syn = f0_ref[:count], f0_syn[:count]
+    voiced_ref, voiced_syn = f0_ref > 0, f0_syn > 0
+    vuv = float(np.mean(voiced_ref != voiced_syn)) if count else float("nan")
+    both = voiced_ref & voiced_syn
+    if not both.any():
+        return PitchScores(vuv, float("nan"), float("nan"))
+    relative = np.abs(f0_syn[both] - f0_ref[both]) / f0_ref[both]
+    gross = relative > 0.2
+    cents = 1200 * np.abs(np.log2(f0_syn[both][~gross] / f0_ref[both][~gross]))
+    return PitchScores(vuv, float(np.mean(gross)), float(np.mean(cents)) if cents.size else float("nan"))
+
+
+def score_pair(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
+    """Every metric for one utterance as a flat dict."""
+    pitch = pitch_scores(reference, synthesized, sample_rate)
+    return {
+        "pesq_wb": pesq_wb(reference, synthesized, sample_rate),
+        "stoi": stoi(reference, synthesized, sample_rate),
+        "mcd_db": mel_cepstral_distortion(reference, synthesized, sample_rate),
+        "vuv_error": pitch.vuv_error,
+        "gpe": pitch.gross_pitch_error,
+        "fpe_cents": pitch.fine_pitch_error_cents,
+    }
