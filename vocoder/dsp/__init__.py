@@ -3,20 +3,30 @@
 No ``torch.nn`` state lives here; functions take arrays/tensors and return arrays/tensors.
 """
 
+from vocoder.dsp._bark import bark_cepstrum, lpc_from_cepstrum
 from vocoder.dsp._emphasis import DEFAULT_ALPHA, deemphasis, preemphasis
+from vocoder.dsp._lpc import levinson_durbin, lpc_predict
+from vocoder.dsp._lpcnet_features import lpcnet_features
 from vocoder.dsp._mulaw import mulaw_compress, mulaw_decode, mulaw_encode, mulaw_expand
+from vocoder.dsp._pitch import pitch_track
 from vocoder.dsp._spectral import log_mel_spectrogram, mel_filterbank, mel_spectrogram, stft
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "bark_cepstrum",
     "deemphasis",
+    "levinson_durbin",
     "log_mel_spectrogram",
+    "lpc_from_cepstrum",
+    "lpc_predict",
+    "lpcnet_features",
     "mel_filterbank",
     "mel_spectrogram",
     "mulaw_compress",
     "mulaw_decode",
     "mulaw_encode",
     "mulaw_expand",
+    "pitch_track",
     "preemphasis",
     "stft",
 ]
