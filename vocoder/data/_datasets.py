@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vocoder.data._errors import DataError
 from vocoder.dsp import preemphasis
 
 
-class CacheError(RuntimeError):
+class CacheError(DataError):
     """A prepared cache that is missing or unusable; one line naming it and the fix."""
 
 

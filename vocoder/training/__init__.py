@@ -3,6 +3,7 @@
 from vocoder.training._checkpoint import CheckpointError, find_resumable, load_checkpoint, save_atomic
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
+from vocoder.training._lpcnet_task import LPCNetTask
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
 from vocoder.training._sampler import ResumableSampler
@@ -16,6 +17,7 @@ __all__ = [
     "Example",
     "ExponentialDecayLR",
     "InverseDecayLR",
+    "LPCNetTask",
     "MulawNoiseInjection",
     "ResumableSampler",
     "Trainer",

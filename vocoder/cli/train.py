@@ -1,0 +1,118 @@
+"""``vocoder-train``: build data, model, training module and optimizer from config; run the trainer.
+
+    vocoder-train recipe=demo
+    vocoder-train recipe=slt_lpcnet optim.lr=5e-4 data.root=/path/to/cmu_us_slt_arctic
+    vocoder-train recipe=slt_lpcnet --cfg job          # print the resolved config
+    vocoder-train recipe=demo optim.lr=1e-3,5e-4 --multirun
+    torchrun --nproc_per_node=4 -m vocoder.train recipe=slt_lpcnet
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from vocoder.cli._hydra import CONFIG_DIR, fail, register_resolvers, run_cli
+from vocoder.cli._validate import ConfigError, check_dataclass_section, check_target_section
+
+register_resolvers()
+
+# keys a training module receives from the CLI rather than from its config section
+INJECTED_INTO_MODULE = ("model", "cache_dir", "features")
+
+
+def _without(section: DictConfig, *keys: str) -> DictConfig:
+    copy = OmegaConf.create(OmegaConf.to_container(section, resolve=True))
+    for key in keys:
+        copy.pop(key, None)
+    return copy
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Check every section before any work; return the typed pieces. Raises :class:`ConfigError`."""
+    from vocoder.cli._schema import DataConfig
+    from vocoder.training import TrainerSettings
+
+    data = check_dataclass_section(cfg.data, DataConfig, "data")
+    settings = check_dataclass_section(cfg.trainer, TrainerSettings, "trainer")
+    if settings.max_steps < 0 or settings.batch_size < 1:
+        raise ConfigError("trainer.max_steps must be >= 0 and trainer.batch_size >= 1")
+    for key in ("log_every", "checkpoint_every"):
+        if getattr(settings, key) < 1:
+            raise ConfigError(f"trainer.{key}: must be >= 1, got {getattr(settings, key)}")
+    if settings.resume not in ("auto", "never") and not settings.resume.endswith(".pt"):
+        raise ConfigError(f"trainer.resume: expected auto, never or a .pt path, got {settings.resume!r}")
+    check_target_section(cfg.model, "model")
+    check_target_section(cfg.loss, "loss", extra_keys=("weights",), injected=INJECTED_INTO_MODULE)
+    if "weights" not in cfg.loss or not cfg.loss.weights:
+        raise ConfigError("loss.weights: missing; give each named loss term a weight, e.g. loss.weights.ce=1.0")
+    check_target_section(cfg.optim, "optim", extra_keys=("scheduler",), injected=("params",))
+    if cfg.optim.get("scheduler"):
+        check_target_section(cfg.optim.scheduler, "optim.scheduler", injected=("optimizer",))
+    # a model setting that also exists in the data's feature settings must agree with it
+    features = cfg.data.features
+    for key in cfg.model:
+        if key in features and cfg.model[key] != features[key]:
+            raise ConfigError(
+                f"model.{key}={cfg.model[key]} differs from data.features.{key}={features[key]}; "
+                f"the model must use the data's value"
+            )
+    return {"data": data, "settings": settings}
+
+
+def run(cfg: DictConfig) -> None:
+    """Validate, prepare the corpus if needed, build everything and train."""
+    import torch
+    from hydra.utils import instantiate
+
+    from vocoder.data import FeatureSettings, ensure_prepared
+    from vocoder.training import Trainer
+
+    typed = validate(cfg)
+    settings = typed["settings"]
+    features = FeatureSettings(**OmegaConf.to_container(cfg.data.features, resolve=True))
+    cache_dir = ensure_prepared(typed["data"])
+    torch.manual_seed(settings.seed)  # model initialization follows the run's seed
+    model = instantiate(cfg.model, _convert_="all")
+    # objects are passed to the partial, not through instantiate (which would turn them into configs)
+    module_factory = instantiate(_without(cfg.loss, "weights"), _partial_=True, _convert_="all")
+    module = module_factory(model=model, cache_dir=str(cache_dir), features=features)
+    optim_cfg = _without(cfg.optim, "scheduler")
+    scheduler_cfg = cfg.optim.get("scheduler")
+
+    def optimizer_factory(params):
+        return instantiate(optim_cfg, _partial_=True, _convert_="all")(params)
+
+    def scheduler_factory(optimizer):
+        return instantiate(scheduler_cfg, _partial_=True, _convert_="all")(optimizer)
+
+    trainer = Trainer(
+        module,
+        optimizer_factory,
+        scheduler_factory if scheduler_cfg else None,
+        settings,
+        loss_weights=dict(OmegaConf.to_container(cfg.loss.weights, resolve=True)),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    trainer.fit()
+    if trainer.dist.is_main:
+        print(f"checkpoints: {trainer.checkpoint_dir} (last.pt holds the EMA weights used for synthesis)")
+        print(f"TensorBoard: tensorboard --logdir {trainer.out_dir.parent}")
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
+def _hydra_main(cfg: DictConfig) -> None:
+    from vocoder.data import DataError
+    from vocoder.training import CheckpointError, TrainingError
+
+    try:
+        run(cfg)
+    except (ConfigError, CheckpointError, TrainingError, DataError) as exc:
+        fail("vocoder-train", exc)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_cli(_hydra_main, "vocoder-train")

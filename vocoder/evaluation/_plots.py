@@ -1,0 +1,66 @@
+"""PNG plots for evaluation reports (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _log_spectrogram(x: np.ndarray, n_fft: int = 1024, hop: int = 160) -> np.ndarray:
+    import librosa
+
+    return librosa.amplitude_to_db(np.abs(librosa.stft(x.astype(np.float32), n_fft=n_fft, hop_length=hop)),
+                                   ref=1.0, top_db=None)
+
+
+def plot_spectrograms(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int, path: Path,
+                      title: str = "") -> Path:
+    """Natural (top) vs synthesized (bottom) log spectrograms on one colour scale."""
+    plt = _figure()
+    ref_db, syn_db = _log_spectrogram(reference), _log_spectrogram(synthesized)
+    vmax = float(ref_db.max())
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    extent = [0, len(reference) / sample_rate, 0, sample_rate / 2000]
+    for axis, spec, label in ((axes[0], ref_db, "natural"), (axes[1], syn_db, "synthesized")):
+        axis.imshow(spec, origin="lower", aspect="auto", vmin=vmax - 80, vmax=vmax, extent=extent,
+                    cmap="magma")
+        axis.set_ylabel("kHz")
+        axis.set_title(f"{title} {label}".strip())
+    axes[1].set_xlabel("seconds")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_distributions(rows: list[dict], path: Path) -> Path:
+    """One box plot per metric, one box per system."""
+    from vocoder.evaluation._report import METRICS
+
+    plt = _figure()
+    systems = list(dict.fromkeys(row["system"] for row in rows))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 4))
+    for axis, metric in zip(axes, METRICS, strict=True):
+        data = []
+        for system in systems:
+            values = np.array([r[metric] for r in rows if r["system"] == system], dtype=float)
+            data.append(values[np.isfinite(values)])
+        axis.boxplot(data, tick_labels=systems)
+        axis.set_title(metric)
+        axis.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,126 @@
+"""LPCNet's training module: segments → noise injection → teacher forcing → excitation cross-entropy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vocoder.data._datasets import LPCNetSegments, load_stats, load_utterance, read_split
+from vocoder.data._settings import FeatureSettings
+from vocoder.training._module import Example, TrainingModule
+from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
+
+
+class LPCNetTask(TrainingModule):
+    """Trains :class:`vocoder.models.LPCNet` the paper's way.
+
+    Loss terms: ``excitation_ce`` (cross-entropy of the μ-law excitation e_t).
+
+    Args:
+        model: the LPCNet network (its normalization buffers are set from the cache's statistics).
+        cache_dir: prepared feature cache.
+        features: the cache's feature settings.
+        frames: output frames per training segment (15 → 2,400 samples at hop 160).
+        history: waveform samples of past before each segment (≥ LPC order + 1).
+        noise: :class:`MulawNoiseInjection` keyword arguments (bits come from the features).
+        sparsify: block-sparse pruning of GRU_A's recurrent weights (``enabled``, ``start``, ``end``,
+            ``interval``, ``targets`` per gate ``update``/``reset``/``candidate``, ``block``); see
+            :class:`vocoder.layers.BlockSparsifier`.
+        example_seconds: length of the dev excerpts synthesized for TensorBoard.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cache_dir: str,
+        features: FeatureSettings,
+        frames: int = 15,
+        history: int = 160,
+        noise: dict[str, Any] | None = None,
+        sparsify: dict[str, Any] | None = None,
+        example_seconds: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.cache_dir = Path(cache_dir)
+        self.features = features
+        self.frames = frames
+        self.history = history
+        self.example_seconds = example_seconds
+        self.noise = MulawNoiseInjection(bits=features.mulaw_bits, **(noise or {}))
+        stats = load_stats(self.cache_dir)
+        model.set_normalization(torch.from_numpy(stats["features_mean"]), torch.from_numpy(stats["features_std"]))
+        from vocoder.layers._sparsity import BlockSparsifier
+
+        sparsify = dict(sparsify or {})
+        self.sparsifier = (
+            BlockSparsifier.for_gru(model.gru_a, **sparsify) if sparsify.pop("enabled", True) else None
+        )
+        self._datasets: dict[str, LPCNetSegments] = {}
+
+    # ----------------------------------------------------------------------------- data
+    def train_dataset(self, split: str) -> LPCNetSegments:
+        if split not in self._datasets:
+            utterances = [load_utterance(self.cache_dir, uid) for uid in read_split(self.cache_dir, split)]
+            self._datasets[split] = LPCNetSegments(
+                utterances, frames=self.frames, hop_length=self.features.hop_length, history=self.history,
+                preemphasis_alpha=self.features.preemphasis,
+            )
+        return self._datasets[split]
+
+    def batch_num_samples(self, batch: dict[str, torch.Tensor]) -> int:
+        return batch["signal"].shape[0] * (batch["signal"].shape[1] - self.history)
+
+    # ----------------------------------------------------------------------------- losses
+    def _excitation_ce(self, model: nn.Module, batch: dict[str, torch.Tensor], noisy: bool) -> torch.Tensor:
+        clean = batch["signal"]
+        corrupted = self.noise(clean) if noisy else clean
+        inputs = lpcnet_training_inputs(clean, corrupted, batch["lpc"], self.features.hop_length, self.history,
+                                        bits=self.features.mulaw_bits)
+        logits = model(batch["features"], inputs["signal_in"], inputs["prediction"], inputs["excitation_in"])
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), inputs["target"].reshape(-1))
+
+    def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        return {"excitation_ce": self._excitation_ce(self.model, batch, noisy=True)}
+
+    @torch.no_grad()
+    def validation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"excitation_ce": self._excitation_ce(model, batch, noisy=False)}
+
+    # ----------------------------------------------------------------------------- sparsity
+    def after_optimizer_step(self, step: int) -> dict[str, float]:
+        if self.sparsifier is None:
+            return {}
+        self.sparsifier.step(step)
+        return {f"density/{gate}": value for gate, value in self.sparsifier.densities().items()}
+
+    def after_ema_update(self, ema_model: nn.Module) -> None:
+        if self.sparsifier is not None:
+            self.sparsifier.apply_masks_to(ema_model.gru_a)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"sparsifier": self.sparsifier.state_dict()} if self.sparsifier is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.sparsifier is not None and "sparsifier" in state:
+            self.sparsifier.load_state_dict(state["sparsifier"])
+
+    # ----------------------------------------------------------------------------- examples
+    @torch.no_grad()
+    def synthesize_examples(self, model: nn.Module, count: int) -> list[Example]:
+        from vocoder.inference import lpcnet_synthesize
+
+        examples = []
+        frames = int(self.example_seconds * self.features.sample_rate / self.features.hop_length)
+        for uid in read_split(self.cache_dir, "dev")[:count]:
+            utt = load_utterance(self.cache_dir, uid)
+            feats = utt.features[:frames]
+            audio = lpcnet_synthesize(model, feats, lpc=utt.lpc[:frames], seed=0)
+            examples.append(Example(name=uid, audio=np.asarray(audio), reference=utt.audio[: len(audio)],
+                                    sample_rate=self.features.sample_rate))
+        return examples
