@@ -33,7 +33,9 @@ def check_dataclass_section(section: DictConfig, schema: type, prefix: str) -> A
         if key not in names:
             raise ConfigError(f"{prefix}.{key}: unknown setting{_suggest(str(key), names)}")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), section)
+        # resolve interpolations against the whole config first (e.g. ${data.name} inside data)
+        resolved = OmegaConf.create(OmegaConf.to_container(section, resolve=True))
+        merged = OmegaConf.merge(OmegaConf.structured(schema), resolved)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         detail = str(exc).splitlines()[0]

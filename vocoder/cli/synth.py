@@ -1,0 +1,56 @@
+"""``vocoder-synth checkpoint=PATH input=WAV_OR_DIR output_dir=DIR``: checkpoint + inputs → wavs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from vocoder.cli._hydra import CONFIG_DIR, fail, register_resolvers, run_cli
+
+PROG = "vocoder-synth"
+register_resolvers()
+
+
+def run(cfg: DictConfig) -> int:
+    """Synthesize; returns the exit status (1 when some inputs failed)."""
+    from tqdm.auto import tqdm
+
+    from vocoder.inference import collect_inputs, load, synthesize_inputs
+
+    if cfg.batch_size < 1:
+        fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
+    vocoder = load(cfg.checkpoint, use_ema=cfg.use_ema, **({"threads": cfg.threads} if cfg.threads else {}))
+    inputs = collect_inputs(Path(cfg.input), cfg.split)
+    if cfg.limit:
+        inputs = inputs[: int(cfg.limit)]
+    with tqdm(total=len(inputs), disable=not sys.stderr.isatty(), desc="synthesizing") as bar:
+        report = synthesize_inputs(vocoder, inputs, Path(cfg.output_dir), batch_size=cfg.batch_size,
+                                   seed=cfg.seed, progress=bar.update)
+    for uid, reason in report.failed:
+        print(f"skipped {uid}: {reason}", file=sys.stderr)
+    print(f"wrote {len(report.written)} wav files to {cfg.output_dir} "
+          f"({report.audio_seconds:.1f} s of audio in {report.synthesis_seconds:.1f} s, "
+          f"real-time factor {report.real_time_factor:.3f})")
+    return 1 if report.failed else 0
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="synth")
+def _hydra_main(cfg: DictConfig) -> None:
+    from vocoder.data import DataError
+    from vocoder.inference import SynthesisError
+    from vocoder.training import CheckpointError
+
+    try:
+        status = run(cfg)
+    except (SynthesisError, CheckpointError, DataError) as exc:
+        fail(PROG, exc)
+    if status:
+        sys.exit(status)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_cli(_hydra_main, PROG)

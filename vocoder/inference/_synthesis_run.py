@@ -1,0 +1,105 @@
+"""Synthesize a set of inputs (wavs, feature files or a prepared split) to a folder of wavs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from vocoder.inference._vocoders import SynthesisError, Vocoder
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".au", ".w64", ".rf64"}
+
+
+@dataclass
+class SynthesisReport:
+    """What a synthesis run produced."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    synthesis_seconds: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.synthesis_seconds / self.audio_seconds if self.audio_seconds else float("nan")
+
+
+def collect_inputs(source: Path, split: str = "eval") -> list[tuple[str, Path]]:
+    """(utterance id, file) pairs: audio files, ``.npz`` feature files, or a prepared cache split."""
+    if source.is_file():
+        if source.suffix.lower() not in AUDIO_SUFFIXES | {".npz"}:
+            raise SynthesisError(f"input={source}: not an audio file or a .npz feature file")
+        return [(source.stem, source)]
+    if not source.is_dir():
+        raise SynthesisError(f"input={source}: no such file or folder")
+    if (source / "manifest.json").is_file():  # a prepared cache: take the split's feature files
+        from vocoder.data._datasets import read_split
+
+        return [(uid, source / "features" / f"{uid}.npz") for uid in read_split(source, split)]
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES | {".npz"})
+    if not files:
+        raise SynthesisError(f"input={source}: the folder holds no audio or .npz files")
+    return [(p.stem, p) for p in files]
+
+
+def _conditioning(vocoder: Vocoder, path: Path) -> np.ndarray:
+    if path.suffix == ".npz":
+        try:
+            with np.load(path) as entry:
+                return entry[vocoder.conditioning_key].astype(np.float32)
+        except (OSError, KeyError, ValueError) as exc:
+            raise SynthesisError(f"{path}: no usable '{vocoder.conditioning_key}' array ({exc})") from None
+    from vocoder.data import load_audio
+
+    wave = load_audio(path, vocoder.sample_rate, min_samples=4 * vocoder.features.hop_length)
+    return vocoder.analyze(wave)
+
+
+def synthesize_inputs(vocoder: Vocoder, inputs: list[tuple[str, Path]], output_dir: Path, batch_size: int = 8,
+                      seed: int = 0, progress: Callable[[int], None] | None = None) -> SynthesisReport:
+    """Synthesize every input (bad ones are reported by name and skipped) into ``output_dir``."""
+    from vocoder.data import DataError
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = SynthesisReport()
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        start = time.perf_counter()
+        waves = vocoder.synthesize([c for _, c in pending], seed=seed)
+        report.synthesis_seconds += time.perf_counter() - start
+        for (uid, _), wave in zip(pending, waves, strict=True):
+            path = output_dir / f"{uid}.wav"
+            tmp = path.with_name(f".{path.name}.tmp")
+            sf.write(tmp, np.clip(wave, -1.0, 1.0), vocoder.sample_rate, subtype="PCM_16", format="WAV")
+            tmp.replace(path)
+            report.written.append(path)
+            report.audio_seconds += len(wave) / vocoder.sample_rate
+        if progress:
+            progress(len(pending))
+        pending.clear()
+
+    for uid, path in inputs:
+        try:
+            pending.append((uid, _conditioning(vocoder, path)))
+        except (SynthesisError, DataError) as exc:
+            report.failed.append((uid, str(exc)))
+            if progress:
+                progress(1)
+            continue
+        if len(pending) >= (batch_size if vocoder.batched else 1):
+            flush()
+    flush()
+    (output_dir / "synthesis.json").write_text(json.dumps({
+        "utterances": len(report.written), "failed": report.failed, "audio_seconds": report.audio_seconds,
+        "synthesis_seconds": report.synthesis_seconds, "real_time_factor": report.real_time_factor,
+    }, indent=1))
+    return report
