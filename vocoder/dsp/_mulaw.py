@@ -41,17 +41,38 @@ def mulaw_expand(u: ArrayT, bits: int = 8) -> ArrayT:
     return np.sign(u) * np.expm1(np.abs(u) * np.log1p(mu)) / mu
 
 
+def _decision_levels(bits: int) -> np.ndarray:
+    """The ``μ`` waveform values (float64, ascending) where the code steps from ``k`` to ``k + 1``.
+
+    Level ``k`` is the expansion of the companded boundary ``u = (2k + 1 − μ) / μ``, written with
+    exact integers so that the table is exactly antisymmetric and its middle level is exactly 0.
+    """
+    mu = _mu(bits)
+    return mulaw_expand((2.0 * np.arange(mu, dtype=np.float64) + 1.0 - mu) / mu, bits)
+
+
 def mulaw_encode(x: ArrayT, bits: int = 8) -> ArrayT:
     """Quantize a waveform in [-1, 1] to μ-law codes in ``[0, 2**bits - 1]`` (int64).
 
-    Inputs outside [-1, 1] are clipped.
+    The code is ``round((u + 1) / 2 · μ)`` of the companded value ``u``, found by comparing ``x``
+    (in float64) with one table of decision levels rather than by evaluating ``log1p`` per sample:
+    numpy and torch (and float32 and float64 inputs of the same values) thus give identical codes,
+    which per-sample ``log1p`` cannot promise (the libraries differ in the last ulp, flipping codes
+    next to a boundary). A value exactly on a boundary takes the upper code, so 0 → ``2**(bits-1)``.
+    Inputs outside [-1, 1] get the end codes, as if clipped.
+
+    Args:
+        x: waveform, numpy array or torch tensor of any shape.
+        bits: code depth (1–16).
+
+    Returns:
+        Codes, the same type and shape as ``x``, int64 (torch: on ``x``'s device).
     """
-    mu = _mu(bits)
+    levels = _decision_levels(bits)
     if isinstance(x, torch.Tensor):
-        u = mulaw_compress(x.clamp(-1.0, 1.0), bits)
-        return torch.round((u + 1.0) * 0.5 * mu).long()
-    u = mulaw_compress(np.clip(x, -1.0, 1.0), bits)
-    return np.round((u + 1.0) * 0.5 * mu).astype(np.int64)
+        boundaries = torch.from_numpy(levels).to(x.device)
+        return torch.searchsorted(boundaries, x.detach().to(torch.float64).contiguous(), right=True)
+    return np.searchsorted(levels, np.asarray(x, dtype=np.float64), side="right").astype(np.int64)
 
 
 def mulaw_decode(q: ArrayT, bits: int = 8) -> ArrayT:
@@ -60,5 +81,6 @@ def mulaw_decode(q: ArrayT, bits: int = 8) -> ArrayT:
     if isinstance(q, torch.Tensor):
         u = q.to(torch.get_default_dtype() if not q.is_floating_point() else q.dtype) * (2.0 / mu) - 1.0
         return mulaw_expand(u, bits)
-    u = np.asarray(q, dtype=np.float64 if np.asarray(q).dtype != np.float32 else np.float32) * (2.0 / mu) - 1.0
+    dtype = np.float32 if np.asarray(q).dtype == np.float32 else np.float64
+    u = np.asarray(q, dtype=dtype) * (2.0 / mu) - 1.0
     return mulaw_expand(u, bits)

@@ -52,7 +52,10 @@ def mel_filterbank(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """librosa's Slaney mel filter bank as a tensor ``(n_mels, n_fft // 2 + 1)``."""
-    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    # built in float64 and then cast: librosa's default float32 bank would cap a float64 mel
+    # spectrogram at single precision (~3e-8 relative)
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
+                                dtype=np.float64)
     return torch.from_numpy(np.asarray(basis)).to(dtype=dtype, device=device)
 
 
@@ -78,7 +81,8 @@ def mel_spectrogram(
     if power != 1.0:
         spec = spec.pow(power)
     if filterbank is None:
-        filterbank = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=spec.dtype, device=spec.device)
+        filterbank = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=spec.dtype,
+                                    device=spec.device)
     return torch.matmul(filterbank, spec)
 
 

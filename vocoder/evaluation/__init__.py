@@ -4,25 +4,42 @@ from vocoder.evaluation._anchors import ANCHORS, griffin_lim_from_mel, mulaw_8bi
 from vocoder.evaluation._metrics import (
     PitchScores,
     harvest_f0,
-    mel_cepstral_distortion,
     mel_cepstra,
+    mel_cepstral_distortion,
     pesq_wb,
     pitch_scores,
     score_pair,
     stoi,
 )
+from vocoder.evaluation._plots import plot_distributions, plot_spectrograms
+from vocoder.evaluation._report import (
+    METRICS,
+    EvaluationError,
+    evaluate_folders,
+    markdown_table,
+    pair_files,
+    summarize,
+)
 
 __all__ = [
     "ANCHORS",
+    "METRICS",
+    "EvaluationError",
     "PitchScores",
+    "evaluate_folders",
     "griffin_lim_from_mel",
     "harvest_f0",
+    "markdown_table",
     "mel_cepstra",
     "mel_cepstral_distortion",
     "mulaw_8bit",
+    "pair_files",
     "pesq_wb",
     "pitch_scores",
+    "plot_distributions",
+    "plot_spectrograms",
     "score_pair",
     "stoi",
+    "summarize",
     "world_resynthesis",
 ]

@@ -6,29 +6,54 @@ shorter length (copy synthesis keeps the timing, so no warping is applied).
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 MCEP_ORDER = 24
 MCEP_ALPHA = 0.42
 FRAME_PERIOD_MS = 5.0
+PESQ_RATE = 16000
+
+
+def quiet_import(name: str) -> ModuleType:
+    """Import an optional evaluation dependency without its import-time ``UserWarning``.
+
+    pysptk and pyworld import the deprecated ``pkg_resources``; the warning would land on stderr
+    of every ``vocoder-eval`` run.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return importlib.import_module(name)
 
 
 def _align(reference: np.ndarray, synthesized: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     length = min(len(reference), len(synthesized))
-    return (np.asarray(reference[:length], dtype=np.float64), np.asarray(synthesized[:length], dtype=np.float64))
+    return (np.asarray(reference[:length], dtype=np.float64),
+            np.asarray(synthesized[:length], dtype=np.float64))
 
 
 def pesq_wb(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> float:
-    """Wide-band PESQ (ITU-T P.862.2) MOS-LQO, 1.0–4.64; NaN when PESQ finds no utterance."""
-    from pesq import pesq
+    """Wide-band PESQ (ITU-T P.862.2) MOS-LQO, 1.0–4.64; NaN when PESQ finds no utterance.
+
+    P.862.2 is defined at 16 kHz only: signals at another rate are resampled to 16 kHz first.
+    """
+    from pesq import BufferTooShortError, NoUtterancesError, pesq
 
     ref, syn = _align(reference, synthesized)
+    if sample_rate != PESQ_RATE:
+        import soxr
+
+        ref = soxr.resample(ref, sample_rate, PESQ_RATE, quality="HQ")
+        syn = soxr.resample(syn, sample_rate, PESQ_RATE, quality="HQ")
     try:
-        return float(pesq(sample_rate, ref, syn, "wb"))
-    except Exception:  # pesq raises on silent or too-short inputs: the score does not exist
+        # pesq normalizes by the peak: all-zero input divides by zero before it raises NoUtterancesError
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float(pesq(PESQ_RATE, ref, syn, "wb"))
+    except (NoUtterancesError, BufferTooShortError):  # silent or too short: the score does not exist
         return float("nan")
 
 
@@ -41,12 +66,17 @@ def stoi(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 1600
 
 
 def mel_cepstra(x: np.ndarray, sample_rate: int = 16000, order: int = MCEP_ORDER, alpha: float = MCEP_ALPHA,
-                frame_period_ms: float = FRAME_PERIOD_MS, fft_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Mel-cepstra ``(frames, order + 1)`` of Blackman-windowed frames, and each frame's energy in dB."""
-    import pysptk
+                frame_period_ms: float = FRAME_PERIOD_MS,
+                fft_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Mel-cepstra ``(frames, order + 1)`` of Blackman-windowed frames, and each frame's energy in dB.
 
+    Frames are 25 ms long every ``frame_period_ms``; ``fft_size`` grows to the next power of two
+    when a frame is longer (sample rates above 40 kHz).
+    """
+    pysptk = quiet_import("pysptk")
     hop = int(sample_rate * frame_period_ms / 1000)
     win = int(sample_rate * 0.025)
+    fft_size = max(fft_size, 1 << (win - 1).bit_length())
     padded = np.pad(x, (win // 2, win // 2))
     count = 1 + (len(padded) - win) // hop
     frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:count] * np.blackman(win)
@@ -74,9 +104,10 @@ def mel_cepstral_distortion(reference: np.ndarray, synthesized: np.ndarray, samp
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(diff**2, axis=1))))
 
 
-def harvest_f0(x: np.ndarray, sample_rate: int = 16000, frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
+def harvest_f0(x: np.ndarray, sample_rate: int = 16000,
+               frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
     """WORLD harvest F0 (Hz, 0 = unvoiced) at ``frame_period_ms``."""
-    import pyworld
+    pyworld = quiet_import("pyworld")
 
     f0, _ = pyworld.harvest(np.ascontiguousarray(x, dtype=np.float64), sample_rate,
                             f0_floor=60.0, f0_ceil=500.0, frame_period=frame_period_ms)

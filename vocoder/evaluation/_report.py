@@ -102,6 +102,7 @@ def evaluate_folders(
     """
     reference_dir, synthesized_dir, output_dir = Path(reference_dir), Path(synthesized_dir), Path(output_dir)
     pairs = pair_files(reference_dir, synthesized_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before the long part
     for _, ref, syn in pairs:
         load_audio(ref, sample_rate)
         load_audio(syn, sample_rate)
@@ -123,7 +124,6 @@ def evaluate_folders(
             rows.extend(_score_one(job))
             if progress:
                 progress(done, len(jobs))
-    output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / "scores.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["utterance", "system", *METRICS])
         writer.writeheader()
@@ -166,7 +166,7 @@ def markdown_table(summary: dict[str, dict[str, tuple[float, float]]], utterance
             mean, half = metrics[metric]
             scale = 100.0 if metric in ("vuv_error", "gpe") else 1.0
             unit = " %" if scale == 100.0 else ""
-            cells.append("n/a" if math.isnan(mean) else
-                         f"{mean * scale:.2f}{unit}" + ("" if math.isnan(half) else f" ± {half * scale:.2f}"))
+            spread = "" if math.isnan(half) else f" ± {half * scale:.2f}"
+            cells.append("n/a" if math.isnan(mean) else f"{mean * scale:.2f}{spread}{unit}")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
