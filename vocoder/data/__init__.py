@@ -1,5 +1,76 @@
 """Corpora (ARCTIC layout, download, splits), feature extraction and cache, torch datasets."""
 
+from vocoder.data._audio import load_audio
+from vocoder.data._corpus import CorpusUtterance, list_utterances, read_transcripts
+from vocoder.data._datasets import (
+    CacheError,
+    LPCNetSegments,
+    Utterance,
+    load_manifest,
+    load_stats,
+    load_utterance,
+    read_split,
+)
+from vocoder.data._download import (
+    ARCTIC_SPEAKERS,
+    DEFAULT_BASE_URL,
+    KNOWN_CHECKSUMS,
+    ArchiveChecksum,
+    arctic_archive_name,
+    arctic_url,
+    download,
+    fetch_arctic,
+    safe_extract,
+    sha256_file,
+)
+from vocoder.data._errors import BadAudioError, CorpusError, DataError, DownloadError
+from vocoder.data._prepare import (
+    DataSource,
+    PreparedCorpus,
+    SkippedFile,
+    compute_features,
+    ensure_prepared,
+    prepare_corpus,
+    prepare_data,
+)
 from vocoder.data._settings import FeatureSettings
+from vocoder.data._splits import SPLITS, split_ids, write_splits
 
-__all__ = ["FeatureSettings"]
+__all__ = [
+    "ARCTIC_SPEAKERS",
+    "DEFAULT_BASE_URL",
+    "KNOWN_CHECKSUMS",
+    "LPCNetSegments",
+    "SPLITS",
+    "ArchiveChecksum",
+    "BadAudioError",
+    "CacheError",
+    "CorpusError",
+    "CorpusUtterance",
+    "DataError",
+    "DataSource",
+    "DownloadError",
+    "FeatureSettings",
+    "PreparedCorpus",
+    "SkippedFile",
+    "Utterance",
+    "arctic_archive_name",
+    "arctic_url",
+    "compute_features",
+    "download",
+    "ensure_prepared",
+    "fetch_arctic",
+    "list_utterances",
+    "load_manifest",
+    "load_stats",
+    "load_utterance",
+    "load_audio",
+    "prepare_corpus",
+    "prepare_data",
+    "read_split",
+    "read_transcripts",
+    "safe_extract",
+    "sha256_file",
+    "split_ids",
+    "write_splits",
+]

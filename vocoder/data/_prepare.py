@@ -1,0 +1,633 @@
+"""Feature preparation: an ARCTIC-layout corpus → a feature cache that training reads.
+
+Cache layout (read by :mod:`vocoder.data._datasets` and others; keep it stable)::
+
+    cache_dir/
+      features/<utt_id>.npz   audio (N,) float32 — the waveform trimmed to N = T · hop samples
+                              mel (T, n_mels) float32 — natural log of the mel magnitude
+                              features (T, 20) float32 — LPCNet: 18 BFCC, pitch period, correlation
+                              lpc (T, lpc_order) float32 — LPC of the pre-emphasized signal
+                              fingerprint () str — FeatureSettings.fingerprint() of the entry
+      manifest.json           {"fingerprint", "settings", "root", "utterances": [{"id", "wav",
+                              "frames", "samples", "text"}], "skipped": [{"id", "wav", "reason"}],
+                              "splits": {"n_eval", "n_dev"}, "limit", "version"}
+      splits/{train,dev,eval}.txt   utterance ids, one a line (rule: :mod:`vocoder.data._splits`)
+      stats.npz               mel_mean, mel_std (n_mels,), features_mean, features_std (20,) float32,
+                              population statistics over every frame of the train split
+
+Frame ``k`` of ``mel``/``features``/``lpc`` describes samples ``[k · hop, (k + 1) · hop)``.
+The manifest is written last and removed first: a cache with a manifest is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import threadpoolctl
+import torch
+from tqdm import tqdm
+
+from vocoder.data._audio import load_audio
+from vocoder.data._corpus import CorpusUtterance, list_utterances
+from vocoder.data._download import DEFAULT_BASE_URL, fetch_arctic
+from vocoder.data._errors import BadAudioError, CorpusError
+from vocoder.data._fsutil import directory_lock, remove_stale_temporaries, write_atomic
+from vocoder.data._settings import FeatureSettings
+from vocoder.data._splits import SPLITS, split_ids, write_splits
+from vocoder.dsp import log_mel_spectrogram, lpcnet_features, mel_filterbank
+
+LOG = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+#: Shortest usable utterance, in frames (50 ms at 10 ms frames); shorter files are rejected.
+MIN_FRAMES = 5
+#: Lower bound of the stored standard deviations, so that normalizing a constant channel is finite.
+STD_FLOOR = 1e-3
+#: Utterances per task sent to a worker: the mel filter bank is built once per batch.
+BATCH_SIZE = 4
+ON_ERROR_CHOICES = ("skip", "fail")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """An utterance left out of the cache because its audio is unusable."""
+
+    id: str
+    wav: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class PreparedCorpus:
+    """What :func:`prepare_corpus` wrote (or found up to date).
+
+    Attributes:
+        cache_dir: the cache directory (absolute).
+        root: the corpus directory (absolute).
+        splits: prepared utterance ids per split (``train``, ``dev``, ``eval``).
+        skipped: unusable files and why.
+        computed: utterances whose features were computed by this call.
+        up_to_date: utterances whose cache entry was already fresh.
+        audio_seconds: duration of all prepared utterances.
+        computed_seconds: duration of the utterances computed by this call.
+        wall_seconds: wall-clock time of the call.
+    """
+
+    cache_dir: Path
+    root: Path
+    splits: Mapping[str, tuple[str, ...]]
+    skipped: tuple[SkippedFile, ...]
+    computed: int
+    up_to_date: int
+    audio_seconds: float
+    computed_seconds: float
+    wall_seconds: float
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of audio computed per second of wall-clock time (0 when nothing was computed)."""
+        return self.computed_seconds / self.wall_seconds if self.computed and self.wall_seconds > 0 else 0.0
+
+    def summary(self, max_skipped: int = 20) -> str:
+        """A multi-line human-readable report: cache, counts per split, skipped files, speed."""
+        total = sum(len(ids) for ids in self.splits.values())
+        counts = ", ".join(f"{name} {len(self.splits[name])}" for name in SPLITS)
+        lines = [
+            f"cache: {self.cache_dir} (corpus {self.root})",
+            f"  utterances: {total} ({counts}); computed {self.computed}, "
+            f"already up to date {self.up_to_date}, skipped {len(self.skipped)}",
+        ]
+        speed = f" = {self.real_time_factor:.1f}x real time" if self.computed else ""
+        lines.append(
+            f"  audio: {self.audio_seconds / 60:.1f} min prepared, "
+            f"{self.computed_seconds / 60:.1f} min computed in {self.wall_seconds:.1f} s{speed}"
+        )
+        for skipped in self.skipped[:max_skipped]:
+            lines.append(f"  skipped {skipped.id}: {skipped.reason} ({skipped.wav})")
+        if len(self.skipped) > max_skipped:
+            lines.append(f"  ... and {len(self.skipped) - max_skipped} more skipped (see manifest.json)")
+        return "\n".join(lines)
+
+
+def compute_features(
+    audio: np.ndarray, settings: FeatureSettings, filterbank: torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
+    """Cache-entry arrays of one waveform: trimmed audio, log-mel, LPCNet features and LPC.
+
+    The waveform is trimmed to ``T · hop`` samples with ``T = N // hop``. The log-mel is
+    :func:`vocoder.dsp.log_mel_spectrogram` of the trimmed waveform (``center=True``, floor
+    ``settings.mel_floor``) without its last frame, so that it has ``T`` frames aligned with the
+    LPCNet frames.
+
+    Args:
+        audio: ``(N,)`` float waveform at ``settings.sample_rate`` (``N ≥ hop``).
+        settings: feature settings.
+        filterbank: ``(n_mels, n_fft // 2 + 1)`` mel filter bank to reuse (built when ``None``).
+
+    Returns:
+        ``{"audio": (T·hop,), "mel": (T, n_mels), "features": (T, 20), "lpc": (T, lpc_order)}``,
+        all float32.
+    """
+    hop = settings.hop_length
+    frames = audio.shape[0] // hop
+    if frames < 1:
+        raise ValueError(f"audio of {audio.shape[0]} samples is shorter than one frame ({hop} samples)")
+    trimmed = np.ascontiguousarray(audio[: frames * hop], dtype=np.float32)
+    with torch.no_grad():
+        mel = log_mel_spectrogram(
+            torch.from_numpy(trimmed),
+            sample_rate=settings.sample_rate,
+            n_fft=settings.n_fft,
+            hop_length=hop,
+            win_length=settings.win_length,
+            n_mels=settings.n_mels,
+            fmin=settings.fmin,
+            fmax=settings.fmax,
+            floor=settings.mel_floor,
+            center=True,
+            filterbank=filterbank,
+        )
+    # centred framing yields T + 1 frames; the last one is centred on the first sample after the
+    # trimmed signal and has no LPCNet counterpart
+    mel = np.ascontiguousarray(mel[:, :frames].T.numpy(), dtype=np.float32)
+    features, lpc = lpcnet_features(
+        trimmed,
+        sample_rate=settings.sample_rate,
+        preemphasis=settings.preemphasis,
+        lpc_order=settings.lpc_order,
+    )
+    return {"audio": trimmed, "mel": mel, "features": features, "lpc": lpc}
+
+
+@dataclass
+class _Moments:
+    """Frame count, mean and sum of squared deviations (float64), mergeable (Chan et al., 1979)."""
+
+    count: int
+    mean: np.ndarray | float
+    m2: np.ndarray | float
+
+    @classmethod
+    def of(cls, frames: np.ndarray) -> _Moments:
+        values = frames.astype(np.float64)
+        mean = values.mean(axis=0)
+        return cls(values.shape[0], mean, ((values - mean) ** 2).sum(axis=0))
+
+    def merge(self, other: _Moments) -> None:
+        if other.count == 0:
+            return
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (other.count / total)
+        self.m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / total)
+        self.count = total
+
+    def std(self, floor: float) -> np.ndarray:
+        return np.maximum(np.sqrt(self.m2 / max(self.count, 1)), floor)
+
+
+@dataclass(frozen=True)
+class _Job:
+    id: str
+    wav: Path
+    entry: Path
+    in_train: bool
+    force: bool
+
+
+@dataclass(frozen=True)
+class _Batch:
+    jobs: tuple[_Job, ...]
+    settings: FeatureSettings
+    min_frames: int
+
+
+@dataclass
+class _Outcome:
+    id: str
+    status: str  # "computed", "up_to_date" or "bad"
+    frames: int = 0
+    reason: str = ""
+    mel: _Moments | None = None
+    features: _Moments | None = None
+
+
+def _entry_is_fresh(job: _Job, fingerprint: str) -> np.lib.npyio.NpzFile | None:
+    """The open cache entry of ``job`` if it is newer than its wav and has ``fingerprint``, else ``None``."""
+    if job.force:
+        return None
+    try:
+        if job.entry.stat().st_mtime_ns < job.wav.stat().st_mtime_ns:
+            return None
+        entry = np.load(job.entry)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    try:
+        if "fingerprint" in entry.files and str(entry["fingerprint"]) == fingerprint:
+            return entry
+    except (OSError, ValueError, zipfile.BadZipFile):
+        pass
+    entry.close()
+    return None
+
+
+def _prepare_batch(batch: _Batch) -> list[_Outcome]:
+    """Worker task: bring the cache entries of a few utterances up to date."""
+    settings = batch.settings
+    fingerprint = settings.fingerprint()
+    filterbank = mel_filterbank(
+        settings.sample_rate, settings.n_fft, settings.n_mels, settings.fmin, settings.fmax
+    )
+    outcomes = []
+    for job in batch.jobs:
+        entry = _entry_is_fresh(job, fingerprint)
+        if entry is not None:
+            try:
+                with entry:
+                    mel = entry["mel"]
+                    outcome = _Outcome(job.id, "up_to_date", frames=mel.shape[0])
+                    if job.in_train:
+                        outcome.mel, outcome.features = _Moments.of(mel), _Moments.of(entry["features"])
+                outcomes.append(outcome)
+                continue
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+                pass  # an unreadable entry (e.g. damaged on disk) is simply computed again
+        try:
+            audio = load_audio(
+                job.wav, settings.sample_rate, min_samples=batch.min_frames * settings.hop_length
+            )
+            arrays = compute_features(audio, settings, filterbank)
+            if not all(np.all(np.isfinite(arrays[key])) for key in ("mel", "features", "lpc")):
+                raise BadAudioError(job.wav, "feature extraction produced NaN or infinite values")
+        except BadAudioError as exc:
+            outcomes.append(_Outcome(job.id, "bad", reason=exc.reason))
+            continue
+        write_atomic(
+            job.entry,
+            lambda stream, arrays=arrays: np.savez(stream, **arrays, fingerprint=np.array(fingerprint)),
+        )
+        outcome = _Outcome(job.id, "computed", frames=arrays["mel"].shape[0])
+        if job.in_train:
+            outcome.mel, outcome.features = _Moments.of(arrays["mel"]), _Moments.of(arrays["features"])
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _init_worker() -> None:
+    """Pool initializer: one thread per worker process, and Ctrl-C handled by the parent only."""
+    # The workers already share the cores; intra-op threads only oversubscribe them (OpenBLAS
+    # with 2 threads halves the speed of the small matrix products in the LPCNet features).
+    # BLAS pools were sized when numpy was imported, so the environment alone is not enough.
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[variable] = "1"
+    threadpoolctl.threadpool_limits(1)
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _outcome_stream(batches: Sequence[_Batch], num_workers: int) -> Iterator[Iterator[list[_Outcome]]]:
+    """Outcomes of ``batches`` in order, from ``num_workers`` processes (0: in this process).
+
+    The pool is started on entry (before any progress-bar thread exists, so forking is clean) and
+    terminated on exit when the block ends early (error, Ctrl-C), so that no worker is still
+    writing when the caller removes leftover temporary files.
+    """
+    if num_workers == 0 or len(batches) <= 1:
+        yield map(_prepare_batch, batches)
+        return
+    # Numba compiles the pitch tracker on first use; doing it here once lets forked workers inherit
+    # the compiled code instead of each compiling it again.
+    lpcnet_features(np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = multiprocessing.get_context(method).Pool(min(num_workers, len(batches)), initializer=_init_worker)
+    try:
+        yield pool.imap(_prepare_batch, batches, chunksize=1)
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _current(
+    manifest: dict | None,
+    manifest_path: Path,
+    cache_dir: Path,
+    root: Path,
+    utterances: Sequence[CorpusUtterance],
+    fingerprint: str,
+    n_eval: int,
+    n_dev: int,
+    limit: int | None,
+    on_error: str,
+) -> bool:
+    """Whether the cache already holds exactly what was asked for, with every entry fresh (stat only)."""
+    if manifest is None or manifest.get("version") != MANIFEST_VERSION:
+        return False
+    if (manifest.get("fingerprint"), manifest.get("root"), manifest.get("limit"), manifest.get("splits")) != (
+        fingerprint,
+        str(root),
+        limit,
+        {"n_eval": n_eval, "n_dev": n_dev},
+    ):
+        return False
+    if on_error == "fail" and manifest.get("skipped"):
+        return False
+    if not (cache_dir / "stats.npz").is_file() or not all(
+        (cache_dir / "splits" / f"{name}.txt").is_file() for name in SPLITS
+    ):
+        return False
+    prepared = {record["id"] for record in manifest.get("utterances", [])}
+    skipped = {record["id"] for record in manifest.get("skipped", [])}
+    if prepared | skipped != {u.id for u in utterances} or prepared & skipped:
+        return False
+    manifest_mtime = manifest_path.stat().st_mtime_ns
+    try:
+        for utterance in utterances:
+            wav_mtime = utterance.wav.stat().st_mtime_ns
+            if utterance.id in skipped:
+                if wav_mtime > manifest_mtime:  # a rejected file was replaced since: try it again
+                    return False
+            elif (cache_dir / "features" / f"{utterance.id}.npz").stat().st_mtime_ns < wav_mtime:
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def _result_from_manifest(manifest: dict, cache_dir: Path, root: Path, wall_seconds: float) -> PreparedCorpus:
+    splits = {}
+    for name in SPLITS:
+        text = (cache_dir / "splits" / f"{name}.txt").read_text()
+        splits[name] = tuple(line.strip() for line in text.splitlines() if line.strip())
+    records = manifest["utterances"]
+    sample_rate = manifest["settings"]["sample_rate"]
+    return PreparedCorpus(
+        cache_dir=cache_dir,
+        root=root,
+        splits=splits,
+        skipped=tuple(SkippedFile(r["id"], Path(r["wav"]), r["reason"]) for r in manifest["skipped"]),
+        computed=0,
+        up_to_date=len(records),
+        audio_seconds=sum(r["samples"] for r in records) / sample_rate,
+        computed_seconds=0.0,
+        wall_seconds=wall_seconds,
+    )
+
+
+def prepare_corpus(
+    root: str | Path,
+    cache_dir: str | Path,
+    settings: FeatureSettings,
+    n_eval: int,
+    n_dev: int,
+    num_workers: int = 2,
+    on_error: str = "skip",
+    limit: int | None = None,
+    progress: bool | None = None,
+    min_frames: int = MIN_FRAMES,
+) -> PreparedCorpus:
+    """Compute the feature cache of a corpus (layout in the module docstring).
+
+    Utterances are listed in sorted id order (the first ``limit`` only, if given) and split with
+    :func:`vocoder.data.split_ids`. Each utterance is loaded with :func:`vocoder.data.load_audio`
+    and turned into a cache entry by :func:`compute_features` in ``num_workers`` processes; every
+    entry is written to a temporary file and renamed, so an interruption never leaves a partial
+    entry. Entries that are fresh (same settings fingerprint, newer than their wav) are reused; a
+    cache that is entirely up to date returns at once. Statistics over the train split are
+    accumulated in float64 while the entries stream by, so memory does not grow with the corpus.
+    Concurrent calls on the same cache wait for each other.
+
+    Args:
+        root: corpus directory in the ARCTIC layout.
+        cache_dir: output directory.
+        settings: feature settings (their fingerprint marks every entry).
+        n_eval: eval utterances (the last ones in id order).
+        n_dev: dev utterances (the ones before eval).
+        num_workers: worker processes (0: compute in this process).
+        on_error: ``"skip"`` leaves unusable files out (listed in the manifest and the summary);
+            ``"fail"`` stops at the first one.
+        limit: prepare only the first ``limit`` utterances (quick experiments).
+        progress: show a progress bar (``None``: only when stderr is a terminal).
+        min_frames: files shorter than this many frames are unusable.
+
+    Returns:
+        A :class:`PreparedCorpus` describing the cache.
+
+    Raises:
+        CorpusError: not an ARCTIC corpus, too few utterances for the splits, or no usable train
+            utterance.
+        BadAudioError: with ``on_error="fail"``, the first unusable file (message names it).
+        ValueError: invalid arguments.
+    """
+    started = time.perf_counter()
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    if num_workers < 0 or min_frames < 1 or (limit is not None and limit < 1):
+        raise ValueError(f"invalid num_workers={num_workers}, min_frames={min_frames} or limit={limit}")
+    root = Path(root).expanduser().absolute()
+    cache_dir = Path(cache_dir).expanduser().absolute()
+    utterances = list_utterances(root)
+    if limit is not None:
+        utterances = utterances[:limit]
+    assigned = split_ids([u.id for u in utterances], n_eval, n_dev)
+    train = set(assigned["train"])
+    fingerprint = settings.fingerprint()
+    features_dir = cache_dir / "features"
+    manifest_path = cache_dir / "manifest.json"
+
+    with directory_lock(
+        cache_dir, on_wait=lambda: LOG.info("waiting for another preparation of %s", cache_dir)
+    ):
+        features_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(features_dir)
+        previous = _read_manifest(manifest_path)
+        if _current(
+            previous, manifest_path, cache_dir, root, utterances, fingerprint, n_eval, n_dev, limit, on_error
+        ):
+            return _result_from_manifest(previous, cache_dir, root, time.perf_counter() - started)
+        # entries made from another corpus directory may have the same ids and settings: redo them
+        force = previous is not None and previous.get("root") not in (None, str(root))
+        # from here on the cache is being modified: no manifest until it is complete again
+        manifest_path.unlink(missing_ok=True)
+
+        jobs = [_Job(u.id, u.wav, features_dir / f"{u.id}.npz", u.id in train, force) for u in utterances]
+        batches = [
+            _Batch(tuple(jobs[start : start + BATCH_SIZE]), settings, min_frames)
+            for start in range(0, len(jobs), BATCH_SIZE)
+        ]
+        by_id = {u.id: u for u in utterances}
+        records, skipped, frames_of = [], [], {}
+        moments: dict[str, _Moments] = {}  # "mel" and "features" over the train split
+        computed = up_to_date = computed_samples = 0
+        try:
+            with (
+                _outcome_stream(batches, num_workers) as stream,
+                tqdm(
+                    total=len(jobs),
+                    unit="utt",
+                    desc="features",
+                    disable=None if progress is None else not progress,
+                    leave=False,
+                ) as bar,
+            ):
+                for outcomes in stream:
+                    for outcome in outcomes:
+                        utterance = by_id[outcome.id]
+                        if outcome.status == "bad":
+                            if on_error == "fail":
+                                raise BadAudioError(utterance.wav, outcome.reason)
+                            skipped.append(SkippedFile(outcome.id, utterance.wav, outcome.reason))
+                            continue
+                        samples = outcome.frames * settings.hop_length
+                        if outcome.status == "computed":
+                            computed += 1
+                            computed_samples += samples
+                        else:
+                            up_to_date += 1
+                        frames_of[outcome.id] = outcome.frames
+                        records.append(
+                            {
+                                "id": outcome.id,
+                                "wav": str(utterance.wav),
+                                "frames": outcome.frames,
+                                "samples": samples,
+                                "text": utterance.text,
+                            }
+                        )
+                        for name, part in (("mel", outcome.mel), ("features", outcome.features)):
+                            if part is not None:
+                                moments.setdefault(name, _Moments(0, 0.0, 0.0)).merge(part)
+                    bar.update(len(outcomes))
+        finally:
+            remove_stale_temporaries(features_dir)
+
+        if "features" not in moments:
+            raise CorpusError(f"{root}: no usable utterance in the train split ({len(skipped)} skipped)")
+        splits = {name: tuple(i for i in assigned[name] if i in frames_of) for name in SPLITS}
+        stats = {
+            f"{name}_{statistic}": value.astype(np.float32)
+            for name, part in moments.items()
+            for statistic, value in (("mean", part.mean), ("std", part.std(STD_FLOOR)))
+        }
+        write_atomic(cache_dir / "stats.npz", lambda stream: np.savez(stream, **stats))
+        write_splits(cache_dir, splits)
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "fingerprint": fingerprint,
+            "settings": asdict(settings),
+            "root": str(root),
+            "limit": limit,
+            "splits": {"n_eval": n_eval, "n_dev": n_dev},
+            "utterances": records,
+            "skipped": [{"id": s.id, "wav": str(s.wav), "reason": s.reason} for s in skipped],
+        }
+        write_atomic(manifest_path, lambda stream: stream.write(json.dumps(manifest, indent=1).encode()))
+    total_samples = sum(record["samples"] for record in records)
+    return PreparedCorpus(
+        cache_dir=cache_dir,
+        root=root,
+        splits=splits,
+        skipped=tuple(skipped),
+        computed=computed,
+        up_to_date=up_to_date,
+        audio_seconds=total_samples / settings.sample_rate,
+        computed_seconds=computed_samples / settings.sample_rate,
+        wall_seconds=time.perf_counter() - started,
+    )
+
+
+class SplitSizes(Protocol):
+    """The ``splits`` section of a data config."""
+
+    n_eval: int
+    n_dev: int
+
+
+class DataSource(Protocol):
+    """What :func:`prepare_data` reads from a data config (:class:`vocoder.cli._schema.DataConfig`)."""
+
+    speaker: str
+    root: str | None
+    download_dir: str
+    base_url: str
+    cache_dir: str
+    splits: SplitSizes
+    num_workers: int
+    on_error: str
+    limit: int | None
+
+    def feature_settings(self) -> FeatureSettings:
+        """The feature settings of the section."""
+        ...
+
+
+def prepare_data(data: DataSource, progress: bool | None = None) -> PreparedCorpus:
+    """Prepare the corpus a data config describes, downloading it first when ``data.root`` is unset.
+
+    Args:
+        data: a validated data config section.
+        progress: show progress bars (``None``: only on a terminal).
+
+    Returns:
+        The :class:`PreparedCorpus` (see :func:`prepare_corpus`).
+    """
+    if data.root:
+        root = Path(data.root)
+    else:
+        root = fetch_arctic(
+            data.speaker, data.download_dir, base_url=data.base_url or DEFAULT_BASE_URL, progress=progress
+        )
+    return prepare_corpus(
+        root,
+        data.cache_dir,
+        data.feature_settings(),
+        n_eval=data.splits.n_eval,
+        n_dev=data.splits.n_dev,
+        num_workers=data.num_workers,
+        on_error=data.on_error,
+        limit=data.limit,
+        progress=progress,
+    )
+
+
+def ensure_prepared(data: DataSource, progress: bool | None = None) -> Path:
+    """Make sure the feature cache of ``data`` is complete and current; return its directory.
+
+    Returns at once (no worker processes) when the cache is up to date; otherwise prepares what is
+    missing or stale and logs a summary.
+
+    Args:
+        data: a validated data config section.
+        progress: show progress bars (``None``: only on a terminal).
+
+    Returns:
+        The absolute cache directory.
+    """
+    result = prepare_data(data, progress=progress)
+    if result.computed or result.skipped:
+        LOG.info("%s", result.summary())
+    return result.cache_dir
