@@ -24,8 +24,14 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-#: The Hydra config tree (``configs/`` at the top of the repository).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+def _config_dir() -> Path:
+    """``vocoder/configs`` in an installed wheel, else ``configs/`` at the top of the source tree."""
+    packaged = Path(__file__).resolve().parents[1] / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "configs"
+
+
+#: The Hydra config tree (``configs/`` at the top of the repository, installed as ``vocoder/configs``).
+CONFIG_DIR = _config_dir()
 #: The corpora shipped inside the package (``vocoder/data/sample/<name>``).
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -94,7 +100,7 @@ def run_cli(entry: Callable[[], Any], prog: str) -> None:
     if not CONFIG_DIR.is_dir():
         fail(
             prog,
-            f"config folder {CONFIG_DIR} not found; install vocoder from its repository (pip install -e .)",
+            f"config folder {CONFIG_DIR} not found; reinstall vocoder (pip install .)",
         )
     previous = os.environ.get("HYDRA_FULL_ERROR")
     user_wants_traceback = previous == "1"
