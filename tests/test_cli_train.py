@@ -103,3 +103,14 @@ def test_demo_recipe_trains_resumes_and_synthesizes(tmp_path):
     reference, _ = sf.read(wav)
     assert rate == vocoder.sample_rate == 16000
     assert len(audio) == len(reference) // 160 * 160 and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+@pytest.mark.slow
+def test_multirun_sweep_gives_each_job_its_own_folder(tmp_path):
+    proc = _run_cli("--multirun", "recipe=demo", "optim.lr=1e-3,5e-4", "trainer.max_steps=1",
+                    f"trainer.out_dir={tmp_path / 'exp'}", f"data.cache_dir={tmp_path / 'cache'}",
+                    "trainer.valid_every=0", "trainer.audio_every=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folders = sorted(p.name for p in (tmp_path / "exp").iterdir() if (p / "checkpoints").is_dir())
+    assert len(folders) == 2
+    assert folders[0].startswith("optim.lr=0.0005,") and folders[1].startswith("optim.lr=1e-3,")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -62,6 +63,17 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     return {"data": data, "settings": settings}
 
 
+def _job_out_dir(out_dir: str) -> str:
+    """In a ``--multirun`` sweep each job trains in its own sub-folder named by its overrides."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return out_dir
+    job = HydraConfig.get().job
+    return str(Path(out_dir) / (job.override_dirname or f"job{job.num}"))
+
+
 def run(cfg: DictConfig) -> None:
     """Validate, prepare the corpus if needed, build everything and train."""
     import torch
@@ -72,6 +84,7 @@ def run(cfg: DictConfig) -> None:
 
     typed = validate(cfg)
     settings = typed["settings"]
+    settings.out_dir = _job_out_dir(settings.out_dir)
     features = FeatureSettings(**OmegaConf.to_container(cfg.data.features, resolve=True))
     cache_dir = ensure_prepared(typed["data"])
     torch.manual_seed(settings.seed)  # model initialization follows the run's seed
