@@ -113,4 +113,4 @@ def test_multirun_sweep_gives_each_job_its_own_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     folders = sorted(p.name for p in (tmp_path / "exp").iterdir() if (p / "checkpoints").is_dir())
     assert len(folders) == 2
-    assert folders[0].startswith("optim.lr=0.0005,") and folders[1].startswith("optim.lr=1e-3,")
+    assert folders[0].startswith("optim.lr=0.0005,") and folders[1].startswith("optim.lr=0.001,")
