@@ -1,1 +1,36 @@
-"""inference package."""
+"""Synthesis: checkpoint loading (``load``), per-family vocoders, the fast LPCNet sampler."""
+
+from vocoder.inference._lpcnet_fast import PackedLPCNet, lpcnet_synthesize, pack_lpcnet, synthesize_fast
+from vocoder.inference._lpcnet_sampling import (
+    PDF_FLOOR,
+    SynthesisResult,
+    sample_inverse_cdf,
+    sampling_exponent,
+    sampling_uniforms,
+    synthesize_reference,
+    tempered_distribution,
+)
+from vocoder.inference._synthesis_run import SynthesisReport, collect_inputs, synthesize_inputs
+from vocoder.inference._vocoders import VOCODERS, LPCNetVocoder, SynthesisError, Vocoder, load
+
+__all__ = [
+    "PDF_FLOOR",
+    "VOCODERS",
+    "LPCNetVocoder",
+    "PackedLPCNet",
+    "SynthesisError",
+    "SynthesisReport",
+    "SynthesisResult",
+    "Vocoder",
+    "collect_inputs",
+    "load",
+    "lpcnet_synthesize",
+    "pack_lpcnet",
+    "sample_inverse_cdf",
+    "sampling_exponent",
+    "sampling_uniforms",
+    "synthesize_fast",
+    "synthesize_inputs",
+    "synthesize_reference",
+    "tempered_distribution",
+]

@@ -1,0 +1,293 @@
+"""LPCNet synthesis: shared preparation, tempered sampling, and the torch reference loop.
+
+Synthesis runs the frame-rate network once per utterance and then, for every sample ``t`` of frame
+``f`` (all in the pre-emphasized domain, α = 0.85):
+
+1. ``p_t = −Σ_k a_k[f] s_{t−k}`` from the utterance's own past *output* (``s_{t<0} = 0``), with the
+   LPC ``a[f]`` derived from frame ``f``'s cepstrum (:func:`vocoder.dsp.lpc_from_cepstrum`) or given;
+2. the sample-rate network maps the μ-law codes of ``s_{t−1}``, ``p_t``, ``e_{t−1}`` (all starting at
+   the mid level 128) and the frame's conditioning to logits of ``e_t``;
+3. ``e_t`` is drawn from the *tempered* distribution: probabilities raised to
+   ``1 + max(0, 1.5·g_f − 0.5)`` (``g_f`` the frame's pitch correlation) and renormalized, then
+   ``0.002`` subtracted (clamped at 0) — sharper sampling for voiced frames, no low-probability
+   outliers (xiph's ``sample_from_pdf``);
+4. ``s_t = p_t + μ⁻¹(e_t)``; the waveform is ``s`` de-emphasized (:func:`vocoder.dsp.deemphasis`).
+
+RNG contract (shared by every backend, so they produce identical samples): the excitation of sample
+``n`` of utterance ``b`` consumes the uniform
+``u[b, n] = numpy.random.default_rng([seed, b]).random(N)[n]`` (float64 in [0, 1)); the code is the
+smallest ``i`` with ``u · C_{L−1} < C_i``, ``C`` the cumulative sum of the floored tempered
+probabilities (``L − 1`` if rounding leaves none). Utterance ``b`` therefore gets the same samples
+whether it is synthesized alone or in a batch (at the same index ``b``).
+
+Features ``(B, T, 20)`` are padded with ``frame_context`` (2) copies of the edge frames on each side
+(as the training segments are), so ``T`` frames give ``T · 160`` samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vocoder.dsp import deemphasis, lpc_from_cepstrum, mulaw_decode, mulaw_encode
+
+if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
+    from vocoder.models._lpcnet import LPCNet
+
+#: xiph's ``PDF_FLOOR``: probability mass subtracted from every level before sampling.
+PDF_FLOOR = 0.002
+
+
+def sampling_uniforms(seed: int, batch: int, n_samples: int) -> np.ndarray:
+    """The uniforms of the RNG contract: row ``b`` is ``default_rng([seed, b]).random(n_samples)``.
+
+    Args:
+        seed: synthesis seed (non-negative).
+        batch: utterances.
+        n_samples: samples per utterance.
+
+    Returns:
+        ``(batch, n_samples)`` float64 in [0, 1).
+    """
+    rows = [np.random.default_rng([seed, b]).random(n_samples) for b in range(batch)]
+    return np.array(rows, dtype=np.float64).reshape(batch, n_samples)
+
+
+def sampling_exponent(pitch_correlation: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Exponent ``1 + max(0, 1.5·g − 0.5)`` applied to the probabilities (same shape and type as ``g``)."""
+    if isinstance(pitch_correlation, torch.Tensor):
+        return 1.0 + torch.clamp(1.5 * pitch_correlation - 0.5, min=0.0)
+    return 1.0 + np.maximum(1.5 * np.asarray(pitch_correlation, dtype=np.float64) - 0.5, 0.0)
+
+
+def tempered_distribution(logits: torch.Tensor, exponent: torch.Tensor,
+                          pdf_floor: float = PDF_FLOOR) -> torch.Tensor:
+    """The distribution LPCNet samples from: tempered, floored, renormalized.
+
+    Args:
+        logits: ``(..., L)``.
+        exponent: ``(...)`` power applied to the probabilities (see :func:`sampling_exponent`).
+        pdf_floor: mass subtracted from every normalized tempered probability (clamped at 0).
+
+    Returns:
+        ``(..., L)`` probabilities (dtype of ``logits``).
+    """
+    probabilities = torch.softmax(logits, dim=-1)
+    tempered = probabilities ** exponent.unsqueeze(-1)
+    tempered = tempered / tempered.sum(-1, keepdim=True)
+    floored = torch.clamp(tempered - pdf_floor, min=0.0)
+    return floored / floored.sum(-1, keepdim=True)
+
+
+def sample_inverse_cdf(weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF sampling: the smallest ``i`` with ``u · C_{L−1} < C_i``, ``C = cumsum(weights)``.
+
+    Args:
+        weights: ``(..., L)`` non-negative (need not be normalized).
+        uniforms: ``(...)`` in [0, 1).
+
+    Returns:
+        ``(...)`` int64 codes in ``[0, L − 1]``.
+    """
+    cdf = torch.cumsum(weights, dim=-1)
+    threshold = uniforms.to(cdf.dtype) * cdf[..., -1]
+    codes = (cdf <= threshold.unsqueeze(-1)).sum(-1)
+    return codes.clamp(max=weights.shape[-1] - 1)
+
+
+@dataclass
+class SynthesisInputs:
+    """Everything the per-sample loop needs, computed once per batch of utterances.
+
+    Attributes:
+        tables: ``(3, L, 3·H_a)`` GRU_A input projections per code and slot (s, p, e).
+        a_frame: ``(B, T, 3·H_a)`` per-frame GRU_A input term (bias included).
+        b_frame: ``(B, T, 3·H_b)`` per-frame GRU_B input term (bias included).
+        lpc: ``(B, T, order)`` float64 predictor of each frame.
+        exponent: ``(B, T)`` float64 sampling exponents.
+        uniforms: ``(B, T · hop)`` float64 uniforms (RNG contract).
+    """
+
+    tables: torch.Tensor
+    a_frame: torch.Tensor
+    b_frame: torch.Tensor
+    lpc: np.ndarray
+    exponent: np.ndarray
+    uniforms: np.ndarray
+
+
+@dataclass
+class SynthesisResult:
+    """Output of a synthesis backend.
+
+    Attributes:
+        waveform: ``(B, N)`` float32 de-emphasized audio, clipped to [-1, 1].
+        signal: ``(B, N)`` float64 pre-emphasized synthesized signal ``s``.
+        excitation: ``(B, N)`` int64 sampled μ-law codes ``e``.
+        prediction: ``(B, N)`` float64 LPC predictions ``p`` used for each sample.
+    """
+
+    waveform: np.ndarray
+    signal: np.ndarray
+    excitation: np.ndarray
+    prediction: np.ndarray
+
+
+def pad_features(features: np.ndarray, context: int) -> np.ndarray:
+    """Replicate the first and last frame ``context`` times: ``(B, T, C)`` → ``(B, T + 2·context, C)``."""
+    rows = np.clip(np.arange(-context, features.shape[1] + context), 0, features.shape[1] - 1)
+    return features[:, rows]
+
+
+@torch.no_grad()
+def prepare_synthesis(model: LPCNet, features: np.ndarray | torch.Tensor,
+                      lpc: np.ndarray | torch.Tensor | None = None,
+                      seed: int = 0, uniforms: np.ndarray | None = None) -> SynthesisInputs:
+    """Run the frame-rate part once and collect the per-frame inputs of the sample loop.
+
+    Args:
+        model: the network (its parameters' dtype is used for the network computations).
+        features: ``(B, T, n_features)`` raw features (unpadded).
+        lpc: ``(B, T, order)`` predictor per frame; from the cepstra when omitted.
+        seed: RNG seed (see the module docstring) when ``uniforms`` is omitted.
+        uniforms: ``(B, T · hop)`` uniforms to use instead of the seeded ones.
+
+    Returns:
+        The :class:`SynthesisInputs`.
+    """
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    features = np.asarray(features, np.float64)
+    if features.ndim != 3 or features.shape[-1] != model.n_features:
+        raise ValueError(f"features must be (B, T, {model.n_features}), got {features.shape}")
+    batch, frames, _ = features.shape
+    n_samples = frames * model.hop_length
+    if lpc is None:
+        lpc = lpc_from_cepstrum(features[..., : model.period_index], order=model.lpc_order)
+    lpc = np.asarray(lpc.detach().cpu() if isinstance(lpc, torch.Tensor) else lpc, np.float64)
+    if lpc.shape != (batch, frames, model.lpc_order):
+        raise ValueError(f"lpc must be ({batch}, {frames}, {model.lpc_order}), got {lpc.shape}")
+    if uniforms is None:
+        uniforms = sampling_uniforms(seed, batch, n_samples)
+    uniforms = np.asarray(uniforms, np.float64)
+    if uniforms.shape != (batch, n_samples):
+        raise ValueError(f"uniforms must be ({batch}, {n_samples}), got {uniforms.shape}")
+
+    weight = model.gru_a.weight_hh_l0
+    padded = torch.from_numpy(pad_features(features, model.frame_context)).to(weight.device, weight.dtype)
+    conditioning = model.frame_rate_network(padded)
+    a_frame, b_frame = model.frame_projections(conditioning)
+    return SynthesisInputs(
+        tables=model.input_tables(),
+        a_frame=a_frame,
+        b_frame=b_frame,
+        lpc=lpc,
+        exponent=sampling_exponent(features[..., model.correlation_index]),
+        uniforms=uniforms,
+    )
+
+
+@contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """Run torch ops on the calling thread only (restored on exit).
+
+    Per-sample ops are far too small to split, and a multi-threaded pool would synchronize at
+    every one of them (stalling whenever another process holds a core).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def finish_waveform(signal: np.ndarray) -> np.ndarray:
+    """De-emphasize the synthesized pre-emphasized signal ``(B, N)`` → float32 audio in [-1, 1]."""
+    return np.clip(deemphasis(signal), -1.0, 1.0).astype(np.float32)
+
+
+@torch.no_grad()
+def synthesize_reference(model: LPCNet, features: np.ndarray | torch.Tensor,
+                         lpc: np.ndarray | torch.Tensor | None = None, seed: int = 0,
+                         uniforms: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR) -> SynthesisResult:
+    """Synthesize with a plain torch loop, sample by sample, straight from the module's weights.
+
+    This is the reference implementation (slow); :func:`vocoder.inference.lpcnet_synthesize` with the
+    ``fast`` backend reproduces it sample for sample. The network runs in the model's dtype; the
+    LPC prediction, signal and sampling arithmetic in float64.
+
+    Args:
+        model: the network.
+        features: ``(B, T, n_features)`` raw features.
+        lpc: ``(B, T, order)`` predictor per frame (from the cepstra when omitted).
+        seed: RNG seed (module docstring).
+        uniforms: ``(B, T · hop)`` uniforms overriding ``seed``.
+        pdf_floor: see :func:`tempered_distribution`.
+
+    Returns:
+        A :class:`SynthesisResult`.
+    """
+    inputs = prepare_synthesis(model, features, lpc, seed, uniforms)
+    with single_torch_thread():
+        return _reference_loop(model, inputs, pdf_floor)
+
+
+def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) -> SynthesisResult:
+    """The per-sample loop of :func:`synthesize_reference`."""
+    batch, frames, _ = inputs.a_frame.shape
+    hop = model.hop_length
+    n_samples = frames * hop
+    hidden_a = model.gru_a.hidden_size
+    mid = model.n_levels // 2
+    w_hh_a, b_hh_a = model.gru_a.weight_hh_l0, model.gru_a.bias_hh_l0
+    w_ih_b = model.gru_b.weight_ih_l0[:, :hidden_a]
+    w_hh_b, b_hh_b = model.gru_b.weight_hh_l0, model.gru_b.bias_hh_l0
+    device = w_hh_a.device
+    lpc = torch.from_numpy(inputs.lpc).to(device)
+    exponent = torch.from_numpy(inputs.exponent).to(device)
+    uniforms = torch.from_numpy(inputs.uniforms).to(device)
+
+    h_a, h_b = model.initial_state(batch)
+    history = torch.zeros(batch, model.lpc_order, dtype=torch.float64, device=device)  # s_{t−1}, s_{t−2}, …
+    excitation_code = torch.full((batch,), mid, dtype=torch.int64, device=device)
+    signal = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
+    excitation = torch.zeros(batch, n_samples, dtype=torch.int64, device=device)
+    prediction = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
+    bits = model.mulaw_bits
+
+    def gru_update(x: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        size = h.shape[-1]
+        r = torch.sigmoid(x[:, :size] + gh[:, :size])
+        z = torch.sigmoid(x[:, size : 2 * size] + gh[:, size : 2 * size])
+        n = torch.tanh(x[:, 2 * size :] + r * gh[:, 2 * size :])
+        return (1 - z) * n + z * h
+
+    for t in range(n_samples):
+        f = t // hop
+        predicted = -(lpc[:, f] * history).sum(-1)
+        signal_code = mulaw_encode(history[:, 0], bits)
+        prediction_code = mulaw_encode(predicted, bits)
+        x_a = (inputs.a_frame[:, f] + inputs.tables[0, signal_code] + inputs.tables[1, prediction_code]
+               + inputs.tables[2, excitation_code])
+        h_a = gru_update(x_a, F.linear(h_a, w_hh_a, b_hh_a), h_a)
+        x_b = inputs.b_frame[:, f] + F.linear(h_a, w_ih_b)
+        h_b = gru_update(x_b, F.linear(h_b, w_hh_b, b_hh_b), h_b)
+        logits = model.dual_fc(h_b).double()
+        distribution = tempered_distribution(logits, exponent[:, f], pdf_floor)
+        excitation_code = sample_inverse_cdf(distribution, uniforms[:, t])
+        sample = predicted + mulaw_decode(excitation_code.double(), bits)
+        history = torch.cat([sample[:, None], history[:, :-1]], dim=1)
+        signal[:, t] = sample
+        excitation[:, t] = excitation_code
+        prediction[:, t] = predicted
+
+    signal_np = signal.cpu().numpy()
+    return SynthesisResult(finish_waveform(signal_np), signal_np, excitation.cpu().numpy(),
+                           prediction.cpu().numpy())

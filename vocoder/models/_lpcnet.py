@@ -1,0 +1,499 @@
+"""LPCNet (Valin & Skoglund, "LPCNet: Improving Neural Speech Synthesis Through Linear Prediction",
+ICASSP 2019): a WaveRNN-style sample-rate network that predicts the μ-law excitation of an LPC
+synthesis filter, conditioned by a frame-rate network on 20 acoustic features per 10 ms frame.
+
+Features per frame: ``[c_0 … c_17, T, g]`` — 18 Bark-frequency cepstral coefficients, the pitch
+period ``T`` in samples (32–256, fractional) and the pitch correlation ``g`` in [0, 1].
+
+Frame-rate network (once per frame): cepstra and correlation normalized with the stored statistics,
+concatenated with a 64-d embedding of the rounded period; two kernel-3 convolutions with ``tanh``
+and *valid* padding (so ``F + 4`` input frames give ``F`` output frames: two frames of context on
+each side, i.e. two frames of lookahead), then two fully-connected ``tanh`` layers → ``f`` (128).
+
+Sample-rate network (per sample ``t``): the μ-law codes of ``s_{t−1}`` (previous signal), ``p_t``
+(LPC prediction) and ``e_{t−1}`` (previous excitation) share one 256 × 128 embedding; with ``f``
+(repeated over the frame's 160 samples) they feed GRU_A (384) → GRU_B (16, input ``[GRU_A, f]``) →
+:class:`~vocoder.layers.DualFC` → logits over the 256 μ-law levels of ``e_t``. Signals live in the
+pre-emphasized domain (α = 0.85).
+
+Training speed: ``nn.GRU`` on the CPU runs every time step as a dozen small autograd ops and
+multiplies all 512 GRU_A inputs by the input weights. On the CPU this module therefore computes the
+same function differently: GRU_A's input projection is three rows of per-code tables (embedding ×
+input-weight products, 256 × 3·units per input slot) plus the frame term projected once per frame,
+and both GRUs run through :func:`gru_sequence` (torch products + fused numba step kernels, the
+batch split over threads that never synchronize inside the time loop). Tests check it against
+the ``nn.GRU`` formulation to float64 rounding, values and gradients. On other devices (CUDA) the
+fused ``nn.GRU`` modules run the textbook formulation; they hold the parameters in either case.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vocoder.inference._gru_kernels import (
+    gru_backward_step,
+    gru_forward_step,
+    input_gates_backward,
+    input_gates_forward,
+)
+from vocoder.layers._dualfc import DualFC
+
+GRUState = tuple[torch.Tensor, torch.Tensor]
+
+
+def _chunks(size: int) -> list[tuple[int, int]]:
+    """Split ``range(size)`` into one contiguous chunk per intra-op thread."""
+    workers = max(1, min(torch.get_num_threads(), size))
+    bounds = [round(i * size / workers) for i in range(workers + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+
+
+def _run_chunks(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
+    """Run ``work(first, last)`` for every chunk, in parallel threads with one torch thread each.
+
+    For the recurrence each chunk is an independent slice of the batch, so the threads never wait
+    for each other inside the time loop; multi-threaded small matrix products would synchronize at
+    every step instead (and stall whenever another process takes a core). The kernels release the
+    GIL, torch releases it in its ops.
+    """
+    if len(chunks) == 1:
+        work(*chunks[0])
+        return
+    threads_before = torch.get_num_threads()
+    errors: list[BaseException] = []
+
+    def run(first: int, last: int) -> None:
+        try:
+            work(first, last)
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    torch.set_num_threads(1)
+    try:
+        threads = [threading.Thread(target=run, args=chunk) for chunk in chunks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        torch.set_num_threads(threads_before)
+    if errors:
+        raise errors[0]
+
+
+class _InputGates(torch.autograd.Function):
+    """GRU_A's input projections assembled from code tables and per-frame terms (CPU)."""
+
+    @staticmethod
+    def forward(ctx, tables: torch.Tensor, codes: torch.Tensor, frame_gates: torch.Tensor,
+                hop: int) -> torch.Tensor:
+        n_steps, batch, _ = codes.shape
+        tables = tables.detach().contiguous()
+        frame_gates = frame_gates.detach().contiguous()
+        output = tables.new_empty(n_steps, batch, tables.shape[-1])
+        arrays = (tables.numpy(), codes.numpy(), frame_gates.numpy(), hop, output.numpy())
+        _run_chunks(lambda first, last: input_gates_forward(*arrays, first, last), _chunks(n_steps))
+        ctx.save_for_backward(codes)
+        ctx.hop = hop
+        ctx.shapes = (tables.shape, frame_gates.shape)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (codes,) = ctx.saved_tensors
+        table_shape, frame_shape = ctx.shapes
+        grad_output = grad_output.detach().contiguous()
+        grad_tables = grad_output.new_zeros(table_shape)
+        grad_frame = grad_output.new_zeros(frame_shape)
+        arrays = (grad_output.numpy(), codes.numpy(), ctx.hop, grad_tables.numpy(), grad_frame.numpy())
+        _run_chunks(lambda first, last: input_gates_backward(*arrays, first, last), _chunks(table_shape[-1]))
+        return grad_tables, None, grad_frame, None
+
+
+class _GRUSequence(torch.autograd.Function):
+    """Time-major GRU recurrence over precomputed input projections (CPU, float32/float64)."""
+
+    @staticmethod
+    def forward(ctx, input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
+                bias_hh: torch.Tensor) -> torch.Tensor:
+        n_steps, batch, three_hidden = input_gates.shape
+        hidden = three_hidden // 3
+        x = input_gates.detach().contiguous()
+        h0 = h0.detach().contiguous()
+        weight_t = weight_hh.detach().t()
+        bias = bias_hh.detach()
+        output = x.new_empty(n_steps, batch, hidden)
+        gates = x.new_empty(n_steps, batch, three_hidden)
+        candidate_hidden = x.new_empty(n_steps, batch, hidden)
+        hidden_gates = x.new_empty(batch, three_hidden)
+        arrays = (x.numpy(), hidden_gates.numpy(), h0.numpy(), gates.numpy(), candidate_hidden.numpy(),
+                  output.numpy())
+
+        def work(first: int, last: int) -> None:
+            steps = [h0[first:last]] + [step[first:last] for step in output.unbind(0)]
+            chunk_gates = hidden_gates[first:last]
+            for t in range(n_steps):
+                torch.addmm(bias, steps[t], weight_t, out=chunk_gates)
+                gru_forward_step(*arrays, t, first, last)
+
+        _run_chunks(work, _chunks(batch))
+        ctx.save_for_backward(h0, weight_hh, gates, candidate_hidden, output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        h0, weight_hh, gates, candidate_hidden, output = ctx.saved_tensors
+        n_steps, batch, hidden = output.shape
+        weight = weight_hh.detach()
+        grad_output = grad_output.detach().contiguous()
+        grad_input_gates = grad_output.new_empty(n_steps, batch, 3 * hidden)
+        grad_candidate_hidden = grad_output.new_empty(n_steps, batch, hidden)
+        grad_hidden_gates = grad_output.new_empty(batch, 3 * hidden)
+        grad_h = grad_output.new_zeros(batch, hidden)
+        arrays = (grad_output.numpy(), gates.numpy(), candidate_hidden.numpy(), output.numpy(), h0.numpy(),
+                  grad_h.numpy(), grad_hidden_gates.numpy(), grad_input_gates.numpy(),
+                  grad_candidate_hidden.numpy())
+
+        def work(first: int, last: int) -> None:
+            chunk_grad_h = grad_h[first:last]
+            chunk_grad_gates = grad_hidden_gates[first:last]
+            for t in range(n_steps - 1, -1, -1):
+                gru_backward_step(*arrays, t, first, last)
+                chunk_grad_h.addmm_(chunk_grad_gates, weight)
+
+        _run_chunks(work, _chunks(batch))
+
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[2]:
+            # Σ_t ∂L/∂(W_hh h_{t−1})ᵀ h_{t−1}: the r, z rows equal the input-gate gradients
+            grad_weight = torch.empty_like(weight)
+            previous = output[:-1].reshape(-1, hidden)
+            for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
+                                (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
+                block = grads[0].t() @ h0
+                if n_steps > 1:
+                    block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
+                grad_weight[rows] = block
+        if ctx.needs_input_grad[3]:
+            grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
+                                   grad_candidate_hidden.sum((0, 1))])
+        return grad_input_gates, grad_h, grad_weight, grad_bias
+
+
+def gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
+                 bias_hh: torch.Tensor) -> torch.Tensor:
+    """Run a GRU (torch's gate order and equations) over precomputed input projections.
+
+    Equivalent to ``nn.GRU`` given ``input_gates = W_ih x + b_ih``; differentiable with respect to
+    every argument. CPU tensors of float32 or float64 only.
+
+    Args:
+        input_gates: ``(N, B, 3H)`` time-major input projections (gates ``r, z, n``).
+        h0: ``(B, H)`` initial state.
+        weight_hh: ``(3H, H)`` recurrent weights.
+        bias_hh: ``(3H,)`` recurrent bias.
+
+    Returns:
+        ``(N, B, H)`` hidden states ``h_1 … h_N``.
+    """
+    if input_gates.device.type != "cpu" or input_gates.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"gru_sequence runs on CPU float32/float64 tensors, got {input_gates.device} "
+                         f"{input_gates.dtype}")
+    dtypes = {t.dtype for t in (input_gates, h0, weight_hh, bias_hh)}
+    if len(dtypes) != 1:
+        raise ValueError(f"gru_sequence needs one dtype, got {sorted(map(str, dtypes))}")
+    return _GRUSequence.apply(input_gates, h0, weight_hh, bias_hh)
+
+
+class LPCNet(nn.Module):
+    """LPCNet: frame-rate conditioning network + sample-rate excitation network.
+
+    Args:
+        n_features: features per frame; the layout is ``n_features − 2`` cepstral coefficients, then
+            the pitch period (samples) and the pitch correlation.
+        hop_length: samples per frame (160 at 16 kHz).
+        frame_channels: width of the frame-rate convolutions and dense layers (128).
+        conv_kernel_size: kernel of the two frame-rate convolutions (3; must be odd).
+        pitch_embedding_size: size of the pitch-period embedding (64).
+        n_pitch_periods: rows of the period embedding; periods are rounded and clamped to
+            ``[0, n_pitch_periods − 1]`` (256).
+        sample_embedding_size: size of the shared μ-law embedding of s, p and e (128).
+        gru_a_size: units of GRU_A (384).
+        gru_b_size: units of GRU_B (16).
+        mulaw_bits: μ-law depth (8 → 256 levels).
+        lpc_order: order of the LPC predictor that produces ``p_t`` (16; used by synthesis).
+
+    Shapes (``F`` output frames, ``N = F · hop_length`` samples):
+        features ``(B, F + 2·context, n_features)`` with ``context = frame_context`` (2);
+        signal_in / prediction / excitation_in: ``(B, N)`` int64 μ-law codes of
+        ``s_{t−1}, p_t, e_{t−1}``; logits ``(B, N, 2**mulaw_bits)`` for ``e_t``.
+    """
+
+    def __init__(
+        self,
+        n_features: int = 20,
+        hop_length: int = 160,
+        frame_channels: int = 128,
+        conv_kernel_size: int = 3,
+        pitch_embedding_size: int = 64,
+        n_pitch_periods: int = 256,
+        sample_embedding_size: int = 128,
+        gru_a_size: int = 384,
+        gru_b_size: int = 16,
+        mulaw_bits: int = 8,
+        lpc_order: int = 16,
+    ) -> None:
+        super().__init__()
+        if n_features < 3:
+            raise ValueError(f"n_features must be >= 3 (cepstra, period, correlation), got {n_features}")
+        if conv_kernel_size < 1 or conv_kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel_size must be odd, got {conv_kernel_size}")
+        self._config = {
+            "n_features": n_features, "hop_length": hop_length, "frame_channels": frame_channels,
+            "conv_kernel_size": conv_kernel_size, "pitch_embedding_size": pitch_embedding_size,
+            "n_pitch_periods": n_pitch_periods, "sample_embedding_size": sample_embedding_size,
+            "gru_a_size": gru_a_size, "gru_b_size": gru_b_size, "mulaw_bits": mulaw_bits,
+            "lpc_order": lpc_order,
+        }
+        self.n_features = n_features
+        self.hop_length = hop_length
+        self.n_levels = 2**mulaw_bits
+        self.mulaw_bits = mulaw_bits
+        self.lpc_order = lpc_order
+        self.n_pitch_periods = n_pitch_periods
+        self.sample_embedding_size = sample_embedding_size
+        self.period_index = n_features - 2
+        self.correlation_index = n_features - 1
+
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.pitch_embedding = nn.Embedding(n_pitch_periods, pitch_embedding_size)
+        conv_in = n_features - 1 + pitch_embedding_size  # cepstra + correlation + period embedding
+        self.conv1 = nn.Conv1d(conv_in, frame_channels, conv_kernel_size)
+        self.conv2 = nn.Conv1d(frame_channels, frame_channels, conv_kernel_size)
+        self.dense1 = nn.Linear(frame_channels, frame_channels)
+        self.dense2 = nn.Linear(frame_channels, frame_channels)
+
+        self.sample_embedding = nn.Embedding(self.n_levels, sample_embedding_size)
+        self.gru_a = nn.GRU(3 * sample_embedding_size + frame_channels, gru_a_size, batch_first=True)
+        self.gru_b = nn.GRU(gru_a_size + frame_channels, gru_b_size, batch_first=True)
+        self.dual_fc = DualFC(gru_b_size, self.n_levels)
+        self.reset_parameters()
+
+    # ----------------------------------------------------------------------------------- setup
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor keyword arguments (plain types): ``LPCNet(**model.config)`` rebuilds it."""
+        return dict(self._config)
+
+    @property
+    def frame_context(self) -> int:
+        """Feature frames consumed on each side by the valid convolutions (2)."""
+        return self.conv1.kernel_size[0] // 2 + self.conv2.kernel_size[0] // 2
+
+    def reset_parameters(self) -> None:
+        """Initialize as xiph's Keras reference does.
+
+        Glorot-uniform dense/convolution kernels with zero biases; GRU input kernels Glorot-uniform
+        per gate, recurrent kernels orthogonal per gate, zero biases; the μ-law embedding is uniform
+        noise on top of a ramp over the levels (neighbouring codes start with similar vectors).
+        """
+        for layer in (self.conv1, self.conv2, self.dense1, self.dense2):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        for gru in (self.gru_a, self.gru_b):
+            hidden = gru.hidden_size
+            for gate in range(3):
+                rows = slice(gate * hidden, (gate + 1) * hidden)
+                nn.init.xavier_uniform_(gru.weight_ih_l0[rows])
+                nn.init.orthogonal_(gru.weight_hh_l0[rows])
+            nn.init.zeros_(gru.bias_ih_l0)
+            nn.init.zeros_(gru.bias_hh_l0)
+        levels = self.n_levels
+        with torch.no_grad():
+            ramp = math.sqrt(12.0) * (torch.arange(levels, dtype=torch.float64) - (levels - 1) / 2) / levels
+            noise = torch.empty(levels, self.sample_embedding_size, dtype=torch.float64)
+            noise.uniform_(-math.sqrt(3), math.sqrt(3))
+            self.sample_embedding.weight.copy_(0.1 * (noise + ramp[:, None]))
+
+    def set_normalization(self, mean: torch.Tensor | np.ndarray, std: torch.Tensor | np.ndarray) -> None:
+        """Store feature statistics; cepstra and correlation are normalized as ``(x − mean) / std``.
+
+        The period's entries are stored but unused (the period goes through the embedding).
+
+        Args:
+            mean: ``(n_features,)``.
+            std: ``(n_features,)``, positive on every entry but the period's.
+        """
+        mean = torch.as_tensor(np.asarray(mean), dtype=self.feature_mean.dtype)
+        std = torch.as_tensor(np.asarray(std), dtype=self.feature_std.dtype)
+        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
+            raise ValueError(f"statistics must have shape ({self.n_features},), got {tuple(mean.shape)} "
+                             f"and {tuple(std.shape)}")
+        used = torch.ones(self.n_features, dtype=torch.bool)
+        used[self.period_index] = False
+        if not bool(torch.all(std[used] > 0)) or not bool(torch.all(torch.isfinite(mean[used]))):
+            raise ValueError("feature std must be positive and mean finite (except for the period)")
+        with torch.no_grad():
+            self.feature_mean.copy_(mean)
+            self.feature_std.copy_(std)
+
+    # ------------------------------------------------------------------------- frame-rate part
+    def period_codes(self, features: torch.Tensor) -> torch.Tensor:
+        """Rounded, clamped pitch periods ``(B, T)`` int64 (rows of the period embedding)."""
+        period = features[..., self.period_index]
+        return torch.round(period).clamp(0, self.n_pitch_periods - 1).long()
+
+    def frame_rate_network(self, features: torch.Tensor) -> torch.Tensor:
+        """Conditioning vectors from raw (unnormalized) features.
+
+        Args:
+            features: ``(B, F + 2·frame_context, n_features)``.
+
+        Returns:
+            ``(B, F, frame_channels)``.
+        """
+        if features.dim() != 3 or features.shape[-1] != self.n_features:
+            raise ValueError(f"features must be (B, T, {self.n_features}), got {tuple(features.shape)}")
+        if features.shape[1] <= 2 * self.frame_context:
+            raise ValueError(f"need more than {2 * self.frame_context} frames, got {features.shape[1]}")
+        normalized = (features - self.feature_mean) / self.feature_std
+        cepstra = normalized[..., : self.period_index]
+        values = torch.cat([cepstra, normalized[..., self.correlation_index :]], -1)
+        x = torch.cat([values, self.pitch_embedding(self.period_codes(features))], -1).transpose(1, 2)
+        x = torch.tanh(self.conv2(torch.tanh(self.conv1(x)))).transpose(1, 2)
+        return torch.tanh(self.dense2(torch.tanh(self.dense1(x))))
+
+    # ------------------------------------------------------------------------ sample-rate part
+    def initial_state(self, batch: int, device: torch.device | None = None,
+                      dtype: torch.dtype | None = None) -> GRUState:
+        """Zero GRU states ``((B, gru_a_size), (B, gru_b_size))``."""
+        weight = self.gru_a.weight_hh_l0
+        device = device or weight.device
+        dtype = dtype or weight.dtype
+        return (torch.zeros(batch, self.gru_a.hidden_size, device=device, dtype=dtype),
+                torch.zeros(batch, self.gru_b.hidden_size, device=device, dtype=dtype))
+
+    def input_tables(self) -> torch.Tensor:
+        """GRU_A input projections of every μ-law code per input slot (differentiable).
+
+        Returns:
+            ``(3, levels, 3·gru_a_size)``: slot 0 = ``s_{t−1}``, 1 = ``p_t``, 2 = ``e_{t−1}``;
+            ``tables[k, q] = W_ih[:, k-th embedding block] · E[q]``.
+        """
+        size = self.sample_embedding_size
+        weight = self.gru_a.weight_ih_l0
+        embedding = self.sample_embedding.weight
+        return torch.stack([embedding @ weight[:, k * size : (k + 1) * size].t() for k in range(3)])
+
+    def frame_projections(self, conditioning: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame parts of the GRU_A and GRU_B input projections, biases ``b_ih`` included.
+
+        Args:
+            conditioning: ``(B, F, frame_channels)``.
+
+        Returns:
+            ``(B, F, 3·gru_a_size)`` and ``(B, F, 3·gru_b_size)``.
+        """
+        a_weight = self.gru_a.weight_ih_l0[:, 3 * self.sample_embedding_size :]
+        b_weight = self.gru_b.weight_ih_l0[:, self.gru_a.hidden_size :]
+        return (F.linear(conditioning, a_weight, self.gru_a.bias_ih_l0),
+                F.linear(conditioning, b_weight, self.gru_b.bias_ih_l0))
+
+    def sample_rate_network(
+        self,
+        conditioning: torch.Tensor,
+        signal_in: torch.Tensor,
+        prediction: torch.Tensor,
+        excitation_in: torch.Tensor,
+        initial_state: GRUState | None = None,
+    ) -> tuple[torch.Tensor, GRUState]:
+        """Excitation logits of every sample, teacher-forced.
+
+        Args:
+            conditioning: ``(B, F, frame_channels)`` from :meth:`frame_rate_network`.
+            signal_in, prediction, excitation_in: ``(B, N)`` int64 codes, ``N = F · hop_length``.
+            initial_state: GRU states ``((B, gru_a_size), (B, gru_b_size))``; zeros if omitted.
+
+        Returns:
+            logits ``(B, N, levels)`` and the final GRU states.
+        """
+        batch, frames, _ = conditioning.shape
+        n_samples = frames * self.hop_length
+        inputs = {"signal_in": signal_in, "prediction": prediction, "excitation_in": excitation_in}
+        for name, codes in inputs.items():
+            if codes.shape != (batch, n_samples):
+                raise ValueError(f"{name} must be ({batch}, {n_samples}) for {frames} frames, "
+                                 f"got {tuple(codes.shape)}")
+        state = initial_state if initial_state is not None else self.initial_state(batch, conditioning.device,
+                                                                                 conditioning.dtype)
+        if conditioning.device.type == "cpu" and conditioning.dtype in (torch.float32, torch.float64):
+            return self._sample_rate_tables(conditioning, signal_in, prediction, excitation_in, state)
+        return self._sample_rate_fused(conditioning, signal_in, prediction, excitation_in, state)
+
+    def _sample_rate_fused(self, conditioning: torch.Tensor, signal_in: torch.Tensor,
+                           prediction: torch.Tensor, excitation_in: torch.Tensor,
+                           state: GRUState) -> tuple[torch.Tensor, GRUState]:
+        """The textbook formulation with the fused ``nn.GRU`` modules (any device)."""
+        batch = signal_in.shape[0]
+        embedded = self.sample_embedding(torch.stack([signal_in, prediction, excitation_in], -1)).flatten(2)
+        repeated = conditioning.repeat_interleave(self.hop_length, dim=1)
+        a, h_a = self.gru_a(torch.cat([embedded, repeated], -1), state[0].unsqueeze(0).contiguous())
+        b, h_b = self.gru_b(torch.cat([a, repeated], -1), state[1].unsqueeze(0).contiguous())
+        return self.dual_fc(b), (h_a.reshape(batch, -1), h_b.reshape(batch, -1))
+
+    def _sample_rate_tables(self, conditioning: torch.Tensor, signal_in: torch.Tensor,
+                            prediction: torch.Tensor, excitation_in: torch.Tensor,
+                            state: GRUState) -> tuple[torch.Tensor, GRUState]:
+        """Same function as :meth:`_sample_rate_fused`: table lookups + :func:`gru_sequence` (CPU)."""
+        batch, frames, _ = conditioning.shape
+        hop, levels = self.hop_length, self.n_levels
+        n_samples = frames * hop
+        b_gates = 3 * self.gru_b.hidden_size
+        for codes in (signal_in, prediction, excitation_in):  # the table lookups do not check bounds
+            if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= levels):
+                raise ValueError(f"μ-law codes must be in [0, {levels - 1}]")
+        codes = torch.stack([signal_in, prediction, excitation_in], -1).transpose(0, 1).contiguous()
+        a_frame, b_frame = self.frame_projections(conditioning)
+        # (N, B, 3·H_a) time-major: three table rows + the frame term per sample
+        a_input = _InputGates.apply(self.input_tables(), codes.long(), a_frame.transpose(0, 1), hop)
+        a = gru_sequence(a_input, state[0], self.gru_a.weight_hh_l0, self.gru_a.bias_hh_l0)
+
+        b_weight = self.gru_b.weight_ih_l0[:, : self.gru_a.hidden_size]
+        b_input = F.linear(a, b_weight).view(frames, hop, batch, b_gates)
+        b_input = (b_input + b_frame.transpose(0, 1).unsqueeze(1)).view(n_samples, batch, b_gates)
+        b = gru_sequence(b_input, state[1], self.gru_b.weight_hh_l0, self.gru_b.bias_hh_l0)
+        return self.dual_fc(b.transpose(0, 1)), (a[-1], b[-1])
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        signal_in: torch.Tensor,
+        prediction: torch.Tensor,
+        excitation_in: torch.Tensor,
+        initial_state: GRUState | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced excitation logits.
+
+        Args:
+            features: ``(B, F + 4, n_features)`` raw features (two context frames on each side).
+            signal_in: ``(B, N)`` int64 μ-law codes of the previous pre-emphasized sample ``s_{t−1}``.
+            prediction: ``(B, N)`` int64 μ-law codes of the LPC prediction ``p_t``.
+            excitation_in: ``(B, N)`` int64 μ-law codes of the previous excitation ``e_{t−1}``.
+            initial_state: GRU states ``((B, gru_a_size), (B, gru_b_size))``; zeros if omitted.
+
+        Returns:
+            ``(B, N, levels)`` logits of ``e_t``, ``N = F · hop_length``.
+        """
+        conditioning = self.frame_rate_network(features)
+        logits, _ = self.sample_rate_network(conditioning, signal_in, prediction, excitation_in,
+                                             initial_state)
+        return logits
