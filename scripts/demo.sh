@@ -14,12 +14,9 @@ vocoder-prepare data=sample data.cache_dir="$cache"
 echo "== 2/4 train: recipe=demo -> $out"
 vocoder-train recipe=demo data.cache_dir="$cache" trainer.out_dir="$out" "$@"
 echo "== 3/4 synthesize the eval split with the EMA weights -> $out/synth"
-vocoder-synth checkpoint="$out/checkpoints/last.pt" input="$cache" split=eval output_dir="$out/synth"
+vocoder-synth checkpoint="$out/checkpoints/last.pt" input="$cache" split=eval output_dir="$out/synth" \
+  reference_dir="$out/natural"
 echo "== 4/4 evaluate against the natural recordings (with WORLD / Griffin-Lim / mu-law anchors)"
-mkdir -p "$out/natural"
-while read -r uid; do
-  cp "vocoder/data/sample/kathleen/wav/$uid.wav" "$out/natural/"
-done < "$cache/splits/eval.txt"
 vocoder-eval ref="$out/natural" hyp="$out/synth" output_dir="$out/report" anchors=true
 echo
 echo "wavs:        $out/synth"

@@ -18,7 +18,7 @@ def run(cfg: DictConfig) -> int:
     """Synthesize; returns the exit status (1 when some inputs failed)."""
     from tqdm.auto import tqdm
 
-    from vocoder.inference import collect_inputs, load, synthesize_inputs
+    from vocoder.inference import collect_inputs, load, synthesize_inputs, write_references
 
     if cfg.batch_size < 1:
         fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
@@ -29,6 +29,9 @@ def run(cfg: DictConfig) -> int:
     with tqdm(total=len(inputs), disable=not sys.stderr.isatty(), desc="synthesizing") as bar:
         report = synthesize_inputs(vocoder, inputs, Path(cfg.output_dir), batch_size=cfg.batch_size,
                                    seed=cfg.seed, progress=bar.update)
+    if cfg.reference_dir:
+        count = write_references(inputs, Path(cfg.reference_dir), vocoder.sample_rate)
+        print(f"wrote {count} natural reference wavs to {cfg.reference_dir}")
     for uid, reason in report.failed:
         print(f"skipped {uid}: {reason}", file=sys.stderr)
     print(f"wrote {len(report.written)} wav files to {cfg.output_dir} "

@@ -103,3 +103,27 @@ def synthesize_inputs(vocoder: Vocoder, inputs: list[tuple[str, Path]], output_d
         "synthesis_seconds": report.synthesis_seconds, "real_time_factor": report.real_time_factor,
     }, indent=1))
     return report
+
+
+def write_references(inputs: list[tuple[str, Path]], reference_dir: Path, sample_rate: int) -> int:
+    """Write the natural waveform of every cached input (``.npz`` with ``audio``) as a wav; returns the count.
+
+    The cached audio is trimmed to whole frames, exactly the span a vocoder synthesizes, so the
+    scores compare equal lengths.
+    """
+    reference_dir.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for uid, path in inputs:
+        if path.suffix != ".npz":
+            continue
+        target = reference_dir / f"{uid}.wav"
+        if target.is_file() and target.stat().st_mtime >= path.stat().st_mtime:
+            count += 1
+            continue
+        with np.load(path) as entry:
+            audio = entry["audio"]
+        tmp = target.with_name(f".{target.name}.tmp")
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        tmp.replace(target)
+        count += 1
+    return count
