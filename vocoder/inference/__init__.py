@@ -10,7 +10,7 @@ from vocoder.inference._lpcnet_sampling import (
     synthesize_reference,
     tempered_distribution,
 )
-from vocoder.inference._synthesis_run import SynthesisReport, collect_inputs, synthesize_inputs
+from vocoder.inference._synthesis_run import SynthesisReport, collect_inputs, synthesize_inputs, write_references
 from vocoder.inference._vocoders import VOCODERS, LPCNetVocoder, SynthesisError, Vocoder, load
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "synthesize_inputs",
     "synthesize_reference",
     "tempered_distribution",
+    "write_references",
 ]
