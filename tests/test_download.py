@@ -71,8 +71,9 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
             if state.truncate_next_at is not None:
                 chunk, state.truncate_next_at = chunk[: state.truncate_next_at], None
                 self.close_connection = True
-            self.wfile.write(chunk)
+            # record before sending: the client may finish (and the test assert) before this thread resumes
             state.requests.append((self.path, requested, status, len(chunk)))
+            self.wfile.write(chunk)
 
     return Handler
 
