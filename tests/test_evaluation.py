@@ -214,7 +214,8 @@ def test_report_writes_scores_summary_and_plots(sample_root, tmp_path, caplog):
     summary = (out / "summary.md").read_text()
     assert "Scores over 2 utterances" in summary and "| vocoder |" in summary
     pngs = sorted(p.name for p in (out / "plots").iterdir())
-    assert pngs == sorted(["distributions.png", *(f"{uid}_spectrogram.png" for uid in SHORT_IDS)])
+    assert pngs == sorted(["distributions.png", *(f"{uid}_spectrogram.png" for uid in SHORT_IDS),
+                           *(f"{uid}_ltas_f0.png" for uid in SHORT_IDS)])
     assert all(_is_png(out / "plots" / name) for name in pngs)
 
 

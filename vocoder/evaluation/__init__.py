@@ -11,7 +11,7 @@ from vocoder.evaluation._metrics import (
     score_pair,
     stoi,
 )
-from vocoder.evaluation._plots import plot_distributions, plot_spectrograms
+from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 from vocoder.evaluation._report import (
     METRICS,
     EvaluationError,
@@ -38,6 +38,7 @@ __all__ = [
     "pitch_scores",
     "plot_distributions",
     "plot_spectrograms",
+    "plot_spectrum_and_f0",
     "score_pair",
     "stoi",
     "summarize",

@@ -64,3 +64,34 @@ def plot_distributions(rows: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_spectrum_and_f0(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int, path: Path,
+                         title: str = "") -> Path:
+    """Long-term average spectrum (dB) and WORLD harvest F0 contour, natural vs synthesized."""
+    import scipy.signal
+
+    from vocoder.evaluation._metrics import harvest_f0
+
+    plt = _figure()
+    fig, (spectrum_axis, f0_axis) = plt.subplots(1, 2, figsize=(12, 4))
+    for wave, label in ((reference, "natural"), (synthesized, "synthesized")):
+        freqs, power = scipy.signal.welch(np.asarray(wave, dtype=np.float64), fs=sample_rate, nperseg=1024)
+        spectrum_axis.plot(freqs / 1000, 10 * np.log10(power + 1e-20), label=label, linewidth=1)
+        f0 = harvest_f0(np.asarray(wave, dtype=np.float64), sample_rate)
+        times = np.arange(len(f0)) * 0.005
+        f0_axis.plot(times, np.where(f0 > 0, f0, np.nan), label=label, linewidth=1)
+    spectrum_axis.set_xlabel("kHz")
+    spectrum_axis.set_ylabel("dB")
+    spectrum_axis.set_title(f"{title} long-term average spectrum".strip())
+    f0_axis.set_xlabel("seconds")
+    f0_axis.set_ylabel("F0 (Hz)")
+    f0_axis.set_title(f"{title} F0 (harvest)".strip())
+    for axis in (spectrum_axis, f0_axis):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -14,7 +14,7 @@ import numpy as np
 from vocoder.data import load_audio
 from vocoder.evaluation._anchors import ANCHORS
 from vocoder.evaluation._metrics import score_pair
-from vocoder.evaluation._plots import plot_distributions, plot_spectrograms
+from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,11 @@ def evaluate_folders(
     if plots:
         plot_distributions(rows, output_dir / "plots" / "distributions.png")
         for uid, ref, syn in pairs[:plots]:
-            plot_spectrograms(load_audio(ref, sample_rate), load_audio(syn, sample_rate), sample_rate,
-                              output_dir / "plots" / f"{uid}_spectrogram.png", title=uid)
+            natural, synthesized = load_audio(ref, sample_rate), load_audio(syn, sample_rate)
+            plot_spectrograms(natural, synthesized, sample_rate, output_dir / "plots" / f"{uid}_spectrogram.png",
+                              title=uid)
+            plot_spectrum_and_f0(natural, synthesized, sample_rate, output_dir / "plots" / f"{uid}_ltas_f0.png",
+                                 title=uid)
     return {system: {m: stats[0] for m, stats in metrics.items()} for system, metrics in summary.items()}
 
 
