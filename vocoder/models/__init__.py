@@ -1,1 +1,15 @@
 """models package."""
+
+from vocoder.models._iaf import IAFFlow, IAFStudent
+from vocoder.models._lpcnet import LPCNet, gru_sequence
+from vocoder.models._wavenet import WaveNetTeacher, freeze
+
+__all__ = [
+    "LPCNet",
+    "gru_sequence",
+    # WaveNet teacher / IAF student
+    "IAFFlow",
+    "IAFStudent",
+    "WaveNetTeacher",
+    "freeze",
+]

@@ -1,0 +1,324 @@
+"""Parallel-WaveNet student: a stack of inverse autoregressive flows (IAF) driven by logistic noise.
+
+Flow ``i`` reads the previous flow's output ``x⁽ⁱ⁻¹⁾`` (``x⁽⁰⁾ = z``, ``z_t ~ Logistic(0, 1)``) delayed by
+one sample, together with the mel conditioning, and emits ``μ_t`` and ``log s_t`` (floored at
+``log_scale_min``) that depend on ``x⁽ⁱ⁻¹⁾_<t`` only; then ``x⁽ⁱ⁾_t = x⁽ⁱ⁻¹⁾_t · s_t + μ_t``. The
+Jacobian of every flow is lower-triangular with diagonal ``s_t``, so its log-determinant is
+``Σ_t log s_t``. Composed over the flows, ``x_t = z_t · s_tot,t + μ_tot,t`` with
+``μ_tot ← μ_tot · s + μ`` and ``s_tot ← s_tot · s`` after each flow, both functions of ``z_<t``:
+given the noise history, the student's output sample is ``Logistic(μ_tot,t, s_tot,t)``, which is
+what :func:`~vocoder.losses.distillation_kl` needs.
+
+Defaults follow Parallel WaveNet's student layout (van den Oord et al., 2017) with four flows of
+``[10, 10, 10, 10]`` layers (dilations ``1 … 512``, kernel 2, receptive field 1024 samples per flow),
+64 residual channels, 128 gate channels (64 tanh + 64 sigmoid) and no skip connections (the head
+reads the last residual output); one WaveNet per flow emits both μ and log s, and
+``separate_networks=True`` gives each flow one WaveNet for μ and one for log s (eight WaveNets for
+four flows). Each WaveNet's last 1×1 convolution starts at zero, so the untrained student is the
+identity ``x = z``.
+
+:meth:`IAFStudent.forward` is the differentiable training path (channels-first convolutions).
+:meth:`IAFStudent.synthesize` is the inference path: the whole utterance in one call, evaluated in
+cache-sized blocks of time with per-layer input histories (:meth:`vocoder.layers.WaveNetStack.stream`),
+with conditioning projected at the frame rate when the upsampler is repetition; it equals ``forward``
+up to float rounding. The module compiles with ``torch.jit.script`` (``forward`` and ``synthesize``).
+
+This module avoids ``from __future__ import annotations`` so that TorchScript can compile it.
+"""
+
+import torch
+from torch import nn
+
+from vocoder.layers._upsample import build_upsampler
+from vocoder.layers._wavenet import StreamingWeights, WaveNetStack, shift_right
+from vocoder.losses._logistic import sample_logistic
+
+
+class IAFFlow(nn.Module):
+    """One inverse autoregressive flow ``x_t ↦ x_t · s_t + μ_t`` with WaveNet-computed μ and log s.
+
+    Args:
+        layers: residual layers of each WaveNet.
+        dilation_cycle: dilations ``1 … 2**(cycle-1)`` repeat every ``dilation_cycle`` layers.
+        kernel_size: taps of the dilated convolutions.
+        residual_channels: residual stream channels.
+        gate_channels: dilated-convolution channels (two gate halves).
+        skip_channels: skip channels, or None for no skip connections.
+        cond_channels: conditioning channels (mel bands).
+        log_scale_min: floor of log s (a hard clamp, as in ClariNet).
+        separate_networks: one WaveNet for μ and another for log s instead of one for both.
+    """
+
+    def __init__(
+        self,
+        *,
+        layers: int,
+        dilation_cycle: int,
+        kernel_size: int,
+        residual_channels: int,
+        gate_channels: int,
+        skip_channels: int | None,
+        cond_channels: int,
+        log_scale_min: float,
+        separate_networks: bool,
+    ) -> None:
+        super().__init__()
+        self.log_scale_min = log_scale_min
+        self.separate_networks = separate_networks
+        outputs = [1, 1] if separate_networks else [2]
+        self.nets = nn.ModuleList(
+            [
+                WaveNetStack(
+                    in_channels=1,
+                    out_channels=out,
+                    layers=layers,
+                    dilation_cycle=dilation_cycle,
+                    residual_channels=residual_channels,
+                    gate_channels=gate_channels,
+                    skip_channels=skip_channels,
+                    cond_channels=cond_channels,
+                    kernel_size=kernel_size,
+                )
+                for out in outputs
+            ]
+        )
+        for net in self.nets:
+            # Start as the identity flow (μ = 0, log s = 0): training begins from x = z.
+            nn.init.zeros_(net.output.weight)
+            nn.init.zeros_(net.output.bias)
+
+    __jit_unused_properties__ = ["receptive_field"]
+
+    @property
+    def receptive_field(self) -> int:
+        """Past samples of the flow input that μ_t and s_t depend on."""
+        return max(net.receptive_field for net in self.nets)
+
+    def _split(self, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, floored log s), each (B, T), from the nets' (B, 2, T) or two (B, 1, T) outputs."""
+        if len(outputs) == 1:
+            mu, log_s = outputs[0].unbind(1)
+        else:
+            mu = outputs[0][:, 0]
+            log_s = outputs[1][:, 0]
+        return mu, log_s.clamp(min=self.log_scale_min)
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor, cond_repeat: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Transform the previous flow's output.
+
+        Args:
+            x: (B, T) previous flow output (or the noise z for the first flow).
+            cond: (B, C_cond, T / cond_repeat) conditioning features.
+            cond_repeat: samples per conditioning column.
+
+        Returns:
+            ``(y, mu, log_s)``, each (B, T): ``y = x · exp(log_s) + mu``, where ``mu[:, t]`` and
+            ``log_s[:, t]`` depend on ``x[:, :t]`` only.
+        """
+        inputs = shift_right(x).unsqueeze(1)
+        outputs: list[torch.Tensor] = []
+        for net in self.nets:
+            outputs.append(net(inputs, cond, cond_repeat))
+        mu, log_s = self._split(outputs)
+        return x * torch.exp(log_s) + mu, mu, log_s
+
+
+class IAFStudent(nn.Module):
+    """Parallel-WaveNet IAF student: logistic noise and log-mel in, waveform out, in one pass.
+
+    Args:
+        n_mels: mel channels of the conditioning.
+        hop_length: samples per mel frame.
+        flow_layers: residual layers of each flow's WaveNet(s); the number of flows is its length.
+        dilation_cycle: dilations ``1 … 2**(cycle-1)`` repeat every ``dilation_cycle`` layers.
+        kernel_size: taps of the dilated convolutions.
+        residual_channels: residual stream channels.
+        gate_channels: dilated-convolution channels (two gate halves).
+        skip_channels: skip channels, or None (default) for no skip connections.
+        log_scale_min: floor of each flow's log s.
+        separate_networks: two WaveNets per flow (μ and log s) instead of one.
+        upsample: ``"repeat"`` or ``"transposed"`` (see :mod:`vocoder.layers._upsample`).
+        upsample_overlap: cross-frame reach of the transposed-convolution upsampler.
+    """
+
+    flow_layers: list[int]
+
+    def __init__(
+        self,
+        *,
+        n_mels: int = 80,
+        hop_length: int = 160,
+        flow_layers: tuple[int, ...] | list[int] = (10, 10, 10, 10),
+        dilation_cycle: int = 10,
+        kernel_size: int = 2,
+        residual_channels: int = 64,
+        gate_channels: int = 128,
+        skip_channels: int | None = None,
+        log_scale_min: float = -7.0,
+        separate_networks: bool = False,
+        upsample: str = "repeat",
+        upsample_overlap: int = 0,
+    ) -> None:
+        super().__init__()
+        if len(flow_layers) < 1:
+            raise ValueError("flow_layers needs at least one flow")
+        self.n_mels = n_mels
+        self.hop_length = hop_length
+        self.flow_layers = [int(n) for n in flow_layers]
+        self.log_scale_min = log_scale_min
+        self.upsampler = build_upsampler(
+            upsample, channels=n_mels, hop_length=hop_length, overlap=upsample_overlap
+        )
+        self.flows = nn.ModuleList(
+            [
+                IAFFlow(
+                    layers=n,
+                    dilation_cycle=dilation_cycle,
+                    kernel_size=kernel_size,
+                    residual_channels=residual_channels,
+                    gate_channels=gate_channels,
+                    skip_channels=skip_channels,
+                    cond_channels=n_mels,
+                    log_scale_min=log_scale_min,
+                    separate_networks=separate_networks,
+                )
+                for n in self.flow_layers
+            ]
+        )
+
+    __jit_unused_properties__ = ["receptive_field"]
+
+    @property
+    def receptive_field(self) -> int:
+        """Noise samples (current one included) that an output sample depends on."""
+        return 1 + sum(flow.receptive_field for flow in self.flows)
+
+    def _check(self, num_samples: int, mel: torch.Tensor) -> None:
+        if mel.dim() != 3 or mel.shape[1] != self.n_mels:
+            raise ValueError(f"mel must be (B, {self.n_mels}, F), got {list(mel.shape)}")
+        if num_samples != mel.shape[2] * self.hop_length:
+            raise ValueError(
+                f"noise of {num_samples} samples does not match {mel.shape[2]} frames × {self.hop_length}"
+            )
+
+    def forward(self, z: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Transform noise into a waveform and the per-sample logistic parameters (training path).
+
+        Args:
+            z: (B, N) or (B, 1, N) standard logistic noise.
+            mel: (B, n_mels, F) log-mel conditioning with ``N = F · hop_length``.
+
+        Returns:
+            ``(x, mu_tot, log_s_tot)``, each (B, N): the waveform ``x = z · exp(log_s_tot) + mu_tot``
+            and the composed logistic parameters of ``p(x_t | z_<t)``.
+        """
+        if z.dim() == 3:
+            z = z[:, 0]
+        self._check(z.shape[1], mel)
+        cond, repeat = self.upsampler.forward_factored(mel)
+        x = z
+        mu_tot = torch.zeros_like(z)
+        log_s_tot = torch.zeros_like(z)
+        for flow in self.flows:
+            x, mu, log_s = flow(x, cond, repeat)
+            mu_tot = mu_tot * torch.exp(log_s) + mu
+            log_s_tot = log_s_tot + log_s
+        return x, mu_tot, log_s_tot
+
+    @torch.jit.export
+    def sample_noise(self, mel: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """Standard logistic noise matching ``mel``.
+
+        Args:
+            mel: (B, n_mels, F) conditioning (sets batch, length, dtype and device).
+            seed: seed of a private generator; None uses torch's global generator.
+
+        Returns:
+            (B, F · hop_length) noise.
+        """
+        shape = [mel.shape[0], mel.shape[2] * self.hop_length]
+        if seed is None:
+            return sample_logistic(shape, mel.dtype, mel.device, None)
+        generator = torch.Generator(device=mel.device)
+        generator.manual_seed(seed)
+        return sample_logistic(shape, mel.dtype, mel.device, generator)
+
+    @torch.jit.export
+    def synthesize(self, mel: torch.Tensor, seed: int | None = None, chunk_frames: int = 8) -> torch.Tensor:
+        """Synthesize whole utterances from log-mel (inference path, no gradients).
+
+        Args:
+            mel: (B, n_mels, F) log-mel conditioning.
+            seed: seed of the noise (see :meth:`sample_noise`).
+            chunk_frames: frames per block of the blockwise evaluation (a cache-size trade-off; any
+                value gives the same waveform).
+
+        Returns:
+            (B, F · hop_length) waveform.
+        """
+        return self.synthesize_from_noise(self.sample_noise(mel, seed), mel, chunk_frames)
+
+    @torch.jit.export
+    def synthesize_from_noise(
+        self, z: torch.Tensor, mel: torch.Tensor, chunk_frames: int = 8
+    ) -> torch.Tensor:
+        """Transform given noise blockwise (inference path equal to ``forward(z, mel)[0]``).
+
+        Args:
+            z: (B, N) standard logistic noise.
+            mel: (B, n_mels, F) log-mel conditioning with ``N = F · hop_length``.
+            chunk_frames: frames per block (≥ 1).
+
+        Returns:
+            (B, N) waveform.
+        """
+        with torch.no_grad():
+            return self._synthesize_blockwise(z, mel, chunk_frames)
+
+    def _synthesize_blockwise(self, z: torch.Tensor, mel: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        if chunk_frames < 1:
+            raise ValueError("chunk_frames must be ≥ 1")
+        self._check(z.shape[1], mel)
+        batch, total = z.shape
+        hop = self.hop_length
+        cond, repeat = self.upsampler.forward_factored(mel)
+        # Per network: rearranged weights, input histories and (frame-rate) conditioning projections.
+        weights: list[StreamingWeights] = []
+        histories: list[list[torch.Tensor]] = []
+        projections: list[torch.Tensor] = []
+        for setup_flow in self.flows:
+            for setup_net in setup_flow.nets:
+                w = setup_net.streaming_weights()
+                weights.append(w)
+                histories.append(setup_net.init_history(batch, z.dtype, z.device))
+                if repeat > 1:
+                    projections.append(setup_net.project_conditioning(cond, w))
+        # carries[f]: the last sample of flow f's input (the previous flow's output) in the previous
+        # block, i.e. the first sample of flow f's one-sample-delayed input in the current block.
+        carries = [torch.zeros(batch, 1, dtype=z.dtype, device=z.device) for _ in self.flow_layers]
+        out = torch.empty_like(z)
+        block = chunk_frames * hop
+        for start in range(0, total, block):
+            stop = min(start + block, total)
+            x = z[:, start:stop]
+            net_index = 0
+            for f, flow in enumerate(self.flows):
+                inputs = torch.cat([carries[f], x[:, :-1]], dim=1).t().unsqueeze(2)  # (n, B, 1)
+                carries[f] = x[:, -1:]
+                outputs: list[torch.Tensor] = []
+                for net in flow.nets:
+                    if repeat > 1:
+                        block_cond = projections[net_index][start // repeat : stop // repeat]
+                    else:
+                        block_cond = net.project_conditioning(cond[:, :, start:stop], weights[net_index])
+                    streamed = net.stream(
+                        inputs, block_cond, repeat, histories[net_index], weights[net_index]
+                    )
+                    outputs.append(streamed.permute(1, 2, 0))  # (B, C_out, n)
+                    net_index += 1
+                mu, log_s = flow._split(outputs)
+                x = torch.addcmul(mu, x, torch.exp(log_s))
+            out[:, start:stop] = x
+        return out
