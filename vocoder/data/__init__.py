@@ -24,6 +24,7 @@ from vocoder.data._download import (
     sha256_file,
 )
 from vocoder.data._errors import BadAudioError, CorpusError, DataError, DownloadError
+from vocoder.data._mel_segments import MelSegments, log_mel_frames
 from vocoder.data._prepare import (
     DataSource,
     PreparedCorpus,
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "KNOWN_CHECKSUMS",
     "LPCNetSegments",
+    "MelSegments",
     "SPLITS",
     "ArchiveChecksum",
     "BadAudioError",
@@ -65,6 +67,7 @@ __all__ = [
     "load_stats",
     "load_utterance",
     "load_audio",
+    "log_mel_frames",
     "prepare_corpus",
     "prepare_data",
     "read_split",

@@ -10,18 +10,33 @@ from vocoder.inference._lpcnet_sampling import (
     synthesize_reference,
     tempered_distribution,
 )
-from vocoder.inference._synthesis_run import SynthesisReport, collect_inputs, synthesize_inputs, write_references
-from vocoder.inference._vocoders import VOCODERS, LPCNetVocoder, SynthesisError, Vocoder, load
+from vocoder.inference._synthesis_run import (
+    SynthesisReport,
+    collect_inputs,
+    synthesize_inputs,
+    write_references,
+)
+from vocoder.inference._vocoders import (
+    VOCODERS,
+    IAFVocoder,
+    LPCNetVocoder,
+    SynthesisError,
+    Vocoder,
+    WaveNetVocoder,
+    load,
+)
 
 __all__ = [
     "PDF_FLOOR",
     "VOCODERS",
+    "IAFVocoder",
     "LPCNetVocoder",
     "PackedLPCNet",
     "SynthesisError",
     "SynthesisReport",
     "SynthesisResult",
     "Vocoder",
+    "WaveNetVocoder",
     "collect_inputs",
     "load",
     "lpcnet_synthesize",

@@ -8,6 +8,7 @@ trained on decide how conditioning is computed from a waveform (copy synthesis).
 from __future__ import annotations
 
 import abc
+import contextlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +56,24 @@ class Vocoder(abc.ABC):
         """Analyze and resynthesize waveforms."""
         return self.synthesize([self.analyze(w) for w in waves], seed=seed)
 
+    @classmethod
+    def from_checkpoint(
+        cls, model: nn.Module, features: FeatureSettings, module_state: dict[str, Any], **options: Any
+    ) -> Vocoder:
+        """Wrap a network rebuilt from a checkpoint.
+
+        Args:
+            model: the network with the checkpoint's weights.
+            features: feature settings of the data it was trained on.
+            module_state: the checkpoint's training-module state (``checkpoint["module"]``, e.g.
+                normalization statistics the training module kept outside the network).
+            options: family-specific options.
+
+        Returns:
+            The vocoder.
+        """
+        return cls(model, features, **options)
+
 
 def _pad_frames(items: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
     """Stack ``(T_i, C)`` arrays into ``(B, max T, C)`` by repeating each last frame."""
@@ -90,8 +109,100 @@ class LPCNetVocoder(Vocoder):
         return [np.asarray(waves[i, : n * hop], dtype=np.float32) for i, n in enumerate(lengths)]
 
 
+class _MelVocoder(Vocoder):
+    """Log-mel conditioned networks (WaveNet teacher, IAF student) normalized with their training statistics.
+
+    Args:
+        model: the network, in eval mode.
+        features: feature settings of the data it was trained on.
+        mel_mean: (n_mels,) per-band mean the network's input was normalized with.
+        mel_std: (n_mels,) per-band standard deviation.
+        threads: torch intra-op threads while synthesizing (restored afterwards).
+    """
+
+    conditioning_key = "mel"
+
+    def __init__(self, model: nn.Module, features: FeatureSettings, mel_mean: torch.Tensor,
+                 mel_std: torch.Tensor, threads: int = 1) -> None:
+        super().__init__(model, features)
+        self.mel_mean = torch.as_tensor(mel_mean, dtype=torch.float32)
+        self.mel_std = torch.as_tensor(mel_std, dtype=torch.float32)
+        if threads < 1:
+            raise SynthesisError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+
+    @contextlib.contextmanager
+    def _threads(self):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    @classmethod
+    def from_checkpoint(
+        cls, model: nn.Module, features: FeatureSettings, module_state: dict[str, Any], **options: Any
+    ) -> Vocoder:
+        if "mel_mean" not in module_state or "mel_std" not in module_state:
+            raise SynthesisError(
+                f"{type(model).__name__} checkpoint has no mel statistics (module.mel_mean/mel_std); "
+                "was it written by vocoder-train with its WaveNet/IAF training module?"
+            )
+        return cls(model, features, module_state["mel_mean"], module_state["mel_std"], **options)
+
+    def analyze(self, wave: np.ndarray) -> np.ndarray:
+        from vocoder.data._mel_segments import log_mel_frames
+
+        hop = self.features.hop_length
+        trimmed = np.ascontiguousarray(np.asarray(wave, dtype=np.float32)[: len(wave) // hop * hop])
+        with torch.no_grad():
+            return log_mel_frames(torch.from_numpy(trimmed), self.features).numpy()
+
+    def _network_input(self, mel: np.ndarray) -> torch.Tensor:
+        """A (T, n_mels) log-mel as the normalized (1, n_mels, T) network input on the model's device."""
+        device = next(self.model.parameters()).device
+        tensor = torch.from_numpy(np.ascontiguousarray(np.asarray(mel, dtype=np.float32).T)).unsqueeze(0)
+        return ((tensor - self.mel_mean[:, None]) / self.mel_std[:, None]).to(device)
+
+
+class WaveNetVocoder(_MelVocoder):
+    """WaveNet teacher: log-mel → waveform by autoregressive generation (one sample at a time: slow)."""
+
+    batched = False
+
+    @torch.no_grad()
+    def synthesize(self, conditioning: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+        waves = []
+        with self._threads():
+            for i, mel in enumerate(conditioning):
+                net_input = self._network_input(mel)
+                generator = torch.Generator(device=net_input.device).manual_seed(seed + i)
+                wave = self.model.generate(net_input, generator=generator)[0]
+                waves.append(wave.float().cpu().numpy())
+        return waves
+
+
+class IAFVocoder(_MelVocoder):
+    """IAF student: log-mel → waveform in one parallel pass; utterances of any lengths batched by padding."""
+
+    @torch.no_grad()
+    def synthesize(self, conditioning: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+        # padding repeats each last frame. Each output sample depends on the noise up to its own time
+        # and (with the repeat upsampler) on its own frame only, so the padding does not reach the
+        # real frames' samples; their noise draws differ from an unbatched call's (another row
+        # layout of the same generator), not their distribution
+        batch, lengths = _pad_frames([np.asarray(c, dtype=np.float32) for c in conditioning])
+        net_input = torch.cat([self._network_input(mel) for mel in batch])
+        with self._threads():
+            waves = self.model.synthesize(net_input, seed=seed)
+        hop = self.features.hop_length
+        return [waves[i, : n * hop].float().cpu().numpy() for i, n in enumerate(lengths)]
+
+
 #: model class name → vocoder class; model families register here
-VOCODERS: dict[str, type[Vocoder]] = {"LPCNet": LPCNetVocoder}
+VOCODERS: dict[str, type[Vocoder]] = {"LPCNet": LPCNetVocoder, "WaveNetTeacher": WaveNetVocoder,
+                                      "IAFStudent": IAFVocoder}
 
 
 def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **options: Any) -> Vocoder:
@@ -127,4 +238,8 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
         raise SynthesisError(f"{checkpoint}: weights do not fit {target} ({mismatch})")
     model.load_state_dict(weights)
     model.to(device)
-    return VOCODERS[family](model, FeatureSettings(**feature_cfg), **options)
+    features = FeatureSettings(**feature_cfg)
+    try:
+        return VOCODERS[family].from_checkpoint(model, features, state.get("module", {}), **options)
+    except SynthesisError as exc:
+        raise SynthesisError(f"{checkpoint}: {exc}") from None

@@ -3,12 +3,14 @@
 from vocoder.training._checkpoint import CheckpointError, find_resumable, load_checkpoint, save_atomic
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
+from vocoder.training._iaf_task import IAFDistillTask, IAFTask, load_teacher
 from vocoder.training._lpcnet_task import LPCNetTask
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
 from vocoder.training._sampler import ResumableSampler
 from vocoder.training._schedules import ExponentialDecayLR, InverseDecayLR
 from vocoder.training._trainer import Trainer, TrainerSettings, TrainingError
+from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, history_frames_for, normalize_mel
 
 __all__ = [
     "EMA",
@@ -16,16 +18,23 @@ __all__ = [
     "DistributedContext",
     "Example",
     "ExponentialDecayLR",
+    "IAFDistillTask",
+    "IAFTask",
     "InverseDecayLR",
     "LPCNetTask",
+    "MelConditionedTask",
     "MulawNoiseInjection",
     "ResumableSampler",
     "Trainer",
     "TrainerSettings",
     "TrainingError",
     "TrainingModule",
+    "WaveNetTask",
     "find_resumable",
+    "history_frames_for",
     "load_checkpoint",
+    "load_teacher",
     "lpcnet_training_inputs",
+    "normalize_mel",
     "save_atomic",
 ]

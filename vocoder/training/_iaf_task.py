@@ -1,0 +1,354 @@
+"""The IAF student's training modules: direct (spectral/L1/ModSpec) and distilled from a WaveNet teacher.
+
+Both draw standard logistic noise ``z`` (torch's global generator, which the trainer checkpoints and
+forks for validation), run the student over ``history + frames`` frames of a segment and score the
+last ``frames`` frames. Every loss term is computed only when it is named in ``terms`` — the CLI
+passes the keys of ``loss.weights`` (``terms: ${oc.dict.keys:loss.weights}``), so a term is turned
+on by giving it a weight (weight 0 logs it without training on it).
+
+Terms (nats per sample for ``kl``; others as documented in :mod:`vocoder.losses`):
+
+* ``l1`` — mean absolute difference between the student's sample and the recording.
+* ``stft_sc`` / ``stft_mag`` — multi-resolution STFT spectral convergence / log-magnitude distance
+  (:class:`vocoder.losses.STFTLoss`, settings in ``stft``).
+* ``power`` — Parallel WaveNet's power loss (:class:`vocoder.losses.PowerLoss`, settings in ``power``).
+* ``modspec`` — :class:`vocoder.losses.ModSpecLoss` between the log-mel trajectories of the student's
+  output and of the recording, both analyzed exactly as the cache analyzes audio
+  (:func:`vocoder.dsp.log_mel_spectrogram` with the data's settings, the last centred frame dropped).
+* ``kl`` (distillation only) — Monte-Carlo ``KL(student ‖ teacher)``
+  (:class:`vocoder.losses.DistillationKL`, settings in ``kl``), the frozen teacher scoring the
+  student's own sample in one teacher-forced pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vocoder.cli._validate import ConfigError
+from vocoder.data._mel_segments import log_mel_frames
+from vocoder.data._settings import FeatureSettings
+from vocoder.dsp import mel_filterbank
+from vocoder.losses._distillation import DistillationKL
+from vocoder.losses._feature_losses import ModSpecLoss
+from vocoder.losses._logistic import sample_logistic
+from vocoder.losses._spectral import PowerLoss, STFTLoss
+from vocoder.models._wavenet import freeze
+from vocoder.training._checkpoint import CheckpointError
+from vocoder.training._module import Example
+from vocoder.training._wavenet_task import MelConditionedTask, normalize_mel
+
+AUXILIARY_TERMS = ("l1", "stft_sc", "stft_mag", "power", "modspec")
+# feature settings that decide what the teacher's conditioning means
+MEL_SETTINGS = ("sample_rate", "hop_length", "n_fft", "win_length", "n_mels", "fmin", "fmax", "mel_floor")
+
+
+def _build(cls: type[nn.Module], options: dict[str, Any] | None, key: str) -> nn.Module:
+    """A loss module from its ``loss.<key>`` settings; bad settings → one-line :class:`ConfigError`."""
+    try:
+        return cls(**(options or {}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"loss.{key}: {exc}") from None
+
+
+class _StudentTask(MelConditionedTask):
+    """Noise → student sample, and the auxiliary loss terms shared by both student objectives."""
+
+    known_terms: tuple[str, ...] = AUXILIARY_TERMS
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cache_dir: str,
+        features: FeatureSettings,
+        terms: Sequence[str],
+        frames: int,
+        history_frames: int | None,
+        stft: dict[str, Any] | None,
+        power: dict[str, Any] | None,
+        modspec: ModSpecLoss | dict[str, Any] | None,
+        example_seconds: float,
+    ) -> None:
+        super().__init__(model, cache_dir, features, frames, history_frames, example_seconds)
+        terms = list(terms)
+        unknown = [t for t in terms if t not in self.known_terms]
+        if unknown:
+            raise ConfigError(
+                f"loss.weights.{unknown[0]}: {type(self).__name__} has no loss term {unknown[0]!r} "
+                f"(known: {', '.join(self.known_terms)})"
+            )
+        if not terms:
+            raise ConfigError(f"loss.weights: empty; give a weight to one of {', '.join(self.known_terms)}")
+        self.terms = tuple(terms)
+        self.stft_loss = _build(STFTLoss, stft, "stft") if {"stft_sc", "stft_mag"} & set(terms) else None
+        self.power_loss = _build(PowerLoss, power, "power") if "power" in terms else None
+        self.modspec_loss: ModSpecLoss | None = None
+        if "modspec" in terms:
+            self.modspec_loss = (
+                modspec if isinstance(modspec, ModSpecLoss) else _build(ModSpecLoss, modspec, "modspec")
+            )
+            if self.modspec_loss.n < frames:
+                raise ConfigError(
+                    f"loss.modspec.n={self.modspec_loss.n} is shorter than loss.frames={frames}; "
+                    "raise loss.modspec.n"
+                )
+            # the cache's mel filter bank, built once (it follows .to(device) as a buffer)
+            basis = mel_filterbank(
+                features.sample_rate, features.n_fft, features.n_mels, features.fmin, features.fmax
+            )
+            self.register_buffer("mel_basis", basis.float(), persistent=False)
+
+    def log_mel_frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-mel trajectories (B, F, n_mels) of (B, F · hop) waveforms, as the cache computes them."""
+        return log_mel_frames(wave, self.features, self.mel_basis.to(wave.dtype))
+
+    def student_sample(
+        self, model: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The student's sample over a whole segment (history included) from fresh logistic noise.
+
+        Args:
+            model: the student (``self.model`` or its EMA copy).
+            batch: ``"mel"`` (B, n_mels, F) cached log-mel and ``"audio"`` (B, F · hop) waveform.
+
+        Returns:
+            ``(x, mu, log_s)``, each (B, (history + frames) · hop).
+        """
+        audio = batch["audio"]
+        z = sample_logistic(list(audio.shape), audio.dtype, audio.device)
+        return model(z, self.normalize(batch["mel"]))
+
+    def auxiliary_terms(self, generated: torch.Tensor, natural: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The requested auxiliary loss terms between the scored parts of two waveforms.
+
+        Args:
+            generated: (B, frames · hop) the student's output.
+            natural: (B, frames · hop) the recording.
+
+        Returns:
+            Scalar terms named as in ``terms`` (those of ``AUXILIARY_TERMS`` that were requested).
+        """
+        generated = generated.float()
+        terms: dict[str, torch.Tensor] = {}
+        if "l1" in self.terms:
+            terms["l1"] = (generated - natural).abs().mean()
+        if self.stft_loss is not None:
+            convergence, log_magnitude = self.stft_loss(generated, natural)
+            if "stft_sc" in self.terms:
+                terms["stft_sc"] = convergence
+            if "stft_mag" in self.terms:
+                terms["stft_mag"] = log_magnitude
+        if self.power_loss is not None:
+            terms["power"] = self.power_loss(generated, natural)
+        if self.modspec_loss is not None:
+            terms["modspec"] = self.modspec_loss(self.log_mel_frames(generated), self.log_mel_frames(natural))
+        return terms
+
+    @torch.no_grad()
+    def synthesize_examples(self, model: nn.Module, count: int) -> list[Example]:
+        if self.example_seconds <= 0:
+            return []
+        examples = []
+        for uid, mel, reference in self.example_excerpts(count):
+            audio = model.synthesize(self.example_mel(mel), seed=0)[0]
+            examples.append(
+                Example(
+                    name=uid,
+                    audio=audio.float().cpu().numpy(),
+                    reference=reference,
+                    sample_rate=self.features.sample_rate,
+                )
+            )
+        return examples
+
+
+class IAFTask(_StudentTask):
+    """Trains :class:`vocoder.models.IAFStudent` directly on recordings (no teacher).
+
+    The student's sample from fresh noise is compared with the recording; terms ``l1``, ``stft_sc``,
+    ``stft_mag``, ``power`` and ``modspec`` (module docstring), each computed only when named in
+    ``terms``.
+
+    Args:
+        model: the IAF student.
+        cache_dir: prepared feature cache.
+        features: the cache's feature settings.
+        terms: loss terms to compute (the keys of ``loss.weights``).
+        frames: scored frames per training segment.
+        history_frames: unscored frames of past per segment (``None``: the student's receptive field).
+        stft: :class:`vocoder.losses.STFTLoss` keyword arguments (``resolutions``, ``floor``).
+        power: :class:`vocoder.losses.PowerLoss` keyword arguments.
+        modspec: a :class:`vocoder.losses.ModSpecLoss` (e.g. built by Hydra from
+            ``configs/loss/terms/modspec.yaml``) or its keyword arguments (``n`` ≥ ``frames``).
+        example_seconds: length of the dev excerpts synthesized for TensorBoard.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cache_dir: str,
+        features: FeatureSettings,
+        terms: list[str] | tuple[str, ...] = ("l1",),
+        frames: int = 20,
+        history_frames: int | None = None,
+        stft: dict[str, Any] | None = None,
+        power: dict[str, Any] | None = None,
+        modspec: ModSpecLoss | dict[str, Any] | None = None,
+        example_seconds: float = 2.0,
+    ) -> None:
+        super().__init__(
+            model, cache_dir, features, terms, frames, history_frames, stft, power, modspec, example_seconds
+        )
+
+    def _terms(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x, _, _ = self.student_sample(model, batch)
+        start = self.history_samples
+        return self.auxiliary_terms(x[:, start:], batch["audio"][:, start:])
+
+    def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        return self._terms(self.model, batch)
+
+    @torch.no_grad()
+    def validation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self._terms(model, batch)
+
+
+def load_teacher(checkpoint: str | Path, features: FeatureSettings):
+    """Load a trained WaveNet teacher (EMA weights) for distillation, checked against the data.
+
+    Args:
+        checkpoint: a ``vocoder-train`` checkpoint of a :class:`vocoder.models.WaveNetTeacher`.
+        features: the feature settings of the student's data; the teacher's mel settings must equal them.
+
+    Returns:
+        The :class:`vocoder.inference.WaveNetVocoder` (rebuilt network in eval mode, its feature
+        settings and its mel statistics).
+
+    Raises:
+        CheckpointError: one line, for a missing, unreadable, foreign or mismatching checkpoint.
+    """
+    from vocoder.inference._vocoders import SynthesisError, WaveNetVocoder, load
+
+    try:
+        vocoder = load(checkpoint, use_ema=True)
+    except SynthesisError as exc:
+        raise CheckpointError(f"loss.teacher_checkpoint: {exc}") from None
+    except CheckpointError as exc:
+        raise CheckpointError(f"loss.teacher_checkpoint: {exc}") from None
+    if not isinstance(vocoder, WaveNetVocoder):
+        raise CheckpointError(
+            f"loss.teacher_checkpoint: {checkpoint} holds a model of class {type(vocoder.model).__name__}, "
+            "not a WaveNet teacher (train one with recipe=slt_wavenet)"
+        )
+    differing = [
+        f"{key} {getattr(vocoder.features, key)} vs {getattr(features, key)}"
+        for key in MEL_SETTINGS
+        if getattr(vocoder.features, key) != getattr(features, key)
+    ]
+    if differing:
+        raise CheckpointError(
+            f"loss.teacher_checkpoint: {checkpoint} was trained on other mel features "
+            f"({'; '.join(differing)}); distill on data prepared with the teacher's data.features"
+        )
+    return vocoder
+
+
+class IAFDistillTask(_StudentTask):
+    """Trains :class:`vocoder.models.IAFStudent` by probability density distillation (Parallel WaveNet).
+
+    The teacher is rebuilt from ``teacher_checkpoint`` (its config's ``model`` section, EMA weights),
+    frozen (eval mode, no gradients to its parameters; re-frozen after every ``train()`` call) and
+    held next to ``self.model``, never inside it: it is not in :meth:`trainable_parameters`, the
+    optimizer, the EMA or the checkpoints' ``model``/``ema`` state. Gradients still flow through it
+    to the student's sample. It is fed with its own checkpoint's mel statistics.
+
+    Loss terms: ``kl`` plus the auxiliary terms of :class:`IAFTask` (module docstring), each
+    computed only when named in ``terms``.
+
+    Args:
+        model: the IAF student.
+        cache_dir: prepared feature cache.
+        features: the cache's feature settings (must match the teacher's mel settings).
+        teacher_checkpoint: path of the WaveNet teacher's checkpoint (e.g.
+            ``exp/slt_wavenet/checkpoints/last.pt``); required.
+        terms: loss terms to compute (the keys of ``loss.weights``).
+        frames: scored frames per training segment.
+        history_frames: unscored frames of past per segment (``None``: the student's receptive field).
+        kl: :func:`vocoder.losses.distillation_kl` keyword arguments (``teacher_density``,
+            ``num_samples``); ``bits`` is the teacher's.
+        stft: :class:`vocoder.losses.STFTLoss` keyword arguments.
+        power: :class:`vocoder.losses.PowerLoss` keyword arguments.
+        modspec: a :class:`vocoder.losses.ModSpecLoss` (e.g. built by Hydra from
+            ``configs/loss/terms/modspec.yaml``) or its keyword arguments (``n`` ≥ ``frames``).
+        example_seconds: length of the dev excerpts synthesized for TensorBoard.
+    """
+
+    known_terms = ("kl", *AUXILIARY_TERMS)
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cache_dir: str,
+        features: FeatureSettings,
+        teacher_checkpoint: str | None = None,
+        terms: list[str] | tuple[str, ...] = ("kl", "power"),
+        frames: int = 20,
+        history_frames: int | None = None,
+        kl: dict[str, Any] | None = None,
+        stft: dict[str, Any] | None = None,
+        power: dict[str, Any] | None = None,
+        modspec: ModSpecLoss | dict[str, Any] | None = None,
+        example_seconds: float = 2.0,
+    ) -> None:
+        if not teacher_checkpoint:
+            raise ConfigError(
+                "loss.teacher_checkpoint: not set; train a teacher (recipe=slt_wavenet) and pass "
+                "loss.teacher_checkpoint=exp/slt_wavenet/checkpoints/last.pt"
+            )
+        kl_options = dict(kl or {})
+        unknown = sorted(set(kl_options) - {"teacher_density", "num_samples"})
+        if unknown:
+            raise ConfigError(f"loss.kl.{unknown[0]}: unknown setting (known: teacher_density, num_samples)")
+        teacher = load_teacher(teacher_checkpoint, features)
+        try:
+            kl_loss = DistillationKL(bits=teacher.model.bits, **kl_options)
+        except ValueError as exc:
+            raise ConfigError(f"loss.kl: {exc}") from None
+        super().__init__(
+            model, cache_dir, features, terms, frames, history_frames, stft, power, modspec, example_seconds
+        )
+        self.kl_loss = kl_loss
+        self.teacher_checkpoint = str(teacher_checkpoint)
+        # a registered child so that .to(device) moves it; trainable_parameters() reads self.model only
+        self.teacher = freeze(teacher.model)
+        self.register_buffer("teacher_mel_mean", teacher.mel_mean.float(), persistent=False)
+        self.register_buffer("teacher_mel_std", teacher.mel_std.float(), persistent=False)
+
+    def train(self, mode: bool = True) -> IAFDistillTask:
+        """Set the training mode of the student and loss modules; the teacher stays frozen."""
+        super().train(mode)
+        freeze(self.teacher)
+        return self
+
+    def _terms(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x, mu, log_s = self.student_sample(model, batch)
+        start = self.history_samples
+        terms: dict[str, torch.Tensor] = {}
+        if "kl" in self.terms:
+            teacher_mel = normalize_mel(batch["mel"], self.teacher_mel_mean, self.teacher_mel_std)
+            params = self.teacher.mixture_params(x, teacher_mel)
+            scored = (mu[:, start:], log_s[:, start:], x[:, start:], params[:, :, start:])
+            terms["kl"] = self.kl_loss(*(value.float() for value in scored))
+        terms.update(self.auxiliary_terms(x[:, start:], batch["audio"][:, start:]))
+        return terms
+
+    def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        return self._terms(self.model, batch)
+
+    @torch.no_grad()
+    def validation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self._terms(model, batch)
