@@ -202,3 +202,49 @@ def test_torchscript_matches_eager(separate: bool, upsample: str) -> None:
         torch.testing.assert_close(
             module.synthesize(mel, 5, 2), student.synthesize(mel, 5, 2), rtol=0, atol=1e-6
         )
+
+
+@pytest.mark.parametrize(
+    "separate,upsample,overlap", [(False, "repeat", 0), (True, "repeat", 0), (False, "transposed", 2)]
+)
+@pytest.mark.parametrize("segments", [2, 3])
+def test_segmented_synthesis_equals_one_pass(
+    separate: bool, upsample: str, overlap: int, segments: int
+) -> None:
+    student = _small_student(separate, upsample, overlap)
+    lead = student.lead_in_frames()
+    # the composed receptive field, rounded up to frames, is what a segment needs before its start
+    assert lead == -(-(student.receptive_field - 1) // student.hop_length)
+    frames = segments * lead + 5
+    mel = torch.randn(2, 5, frames, dtype=DT)
+    z = student.sample_noise(mel, seed=3)
+    bounds = student.segment_bounds(frames, segments)
+    assert len(bounds) == segments and bounds[0][0] == 0 and bounds[-1][1] == frames
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    reference = student(z, mel)[0]
+    segmented = student.synthesize_from_noise(z, mel, 2, segments)
+    torch.testing.assert_close(segmented, reference, rtol=0, atol=1e-12)
+    # the second segment evaluates its lead-in and its own frames, nothing more
+    out = torch.empty_like(z)
+    cond, repeat = student.upsampler.forward_factored(mel)
+    first, last = bounds[1]
+    evaluated = student._synthesize_range(z, cond, repeat, first, last, 2, out)
+    assert evaluated == (last - first + lead) * student.hop_length
+    span = slice(first * student.hop_length, last * student.hop_length)
+    torch.testing.assert_close(out[:, span], reference[:, span], rtol=0, atol=1e-12)
+
+
+def test_segments_limited_by_lead_in() -> None:
+    student = _small_student()
+    lead = student.lead_in_frames()
+    assert student.segment_bounds(lead - 1, 4) == [(0, lead - 1)]
+    assert len(student.segment_bounds(2 * lead, 8)) == 2
+
+
+def test_torchscript_segmented_synthesis() -> None:
+    student = _small_student().float()
+    scripted = _script(student)
+    mel = torch.randn(1, 5, 3 * student.lead_in_frames())
+    torch.testing.assert_close(
+        scripted.synthesize(mel, 5, 2, 3), student.synthesize(mel, 5, 2, 1), rtol=0, atol=1e-6
+    )

@@ -18,8 +18,24 @@ def run(cfg: DictConfig) -> int:
     """Synthesize; returns the exit status (1 when some inputs failed)."""
     from tqdm.auto import tqdm
 
-    from vocoder.inference import collect_inputs, load, synthesize_inputs, write_references
+    from vocoder.inference import (
+        collect_inputs,
+        export_torchscript,
+        load,
+        synthesize_inputs,
+        write_references,
+    )
 
+    if cfg.export:
+        path = export_torchscript(cfg.checkpoint, cfg.export, use_ema=cfg.use_ema, segments=int(cfg.segments))
+        print(
+            f"wrote TorchScript synthesis to {path}: "
+            f"torch.jit.load('{path}')(mel, seed) with mel (B, T, n_mels)"
+        )
+        return 0
+    for key in ("input", "output_dir"):
+        if not cfg[key]:
+            fail(PROG, f"{key}: missing; give {key}=... (or export=FILE.pt to export the model)")
     if cfg.batch_size < 1:
         fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
     vocoder = load(cfg.checkpoint, use_ema=cfg.use_ema, **({"threads": cfg.threads} if cfg.threads else {}))
@@ -27,16 +43,24 @@ def run(cfg: DictConfig) -> int:
     if cfg.limit:
         inputs = inputs[: int(cfg.limit)]
     with tqdm(total=len(inputs), disable=not sys.stderr.isatty(), desc="synthesizing") as bar:
-        report = synthesize_inputs(vocoder, inputs, Path(cfg.output_dir), batch_size=cfg.batch_size,
-                                   seed=cfg.seed, progress=bar.update)
+        report = synthesize_inputs(
+            vocoder,
+            inputs,
+            Path(cfg.output_dir),
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            progress=bar.update,
+        )
     if cfg.reference_dir:
         count = write_references(inputs, Path(cfg.reference_dir), vocoder.sample_rate)
         print(f"wrote {count} natural reference wavs to {cfg.reference_dir}")
     for uid, reason in report.failed:
         print(f"skipped {uid}: {reason}", file=sys.stderr)
-    print(f"wrote {len(report.written)} wav files to {cfg.output_dir} "
-          f"({report.audio_seconds:.1f} s of audio in {report.synthesis_seconds:.1f} s, "
-          f"real-time factor {report.real_time_factor:.3f})")
+    print(
+        f"wrote {len(report.written)} wav files to {cfg.output_dir} "
+        f"({report.audio_seconds:.1f} s of audio in {report.synthesis_seconds:.1f} s, "
+        f"real-time factor {report.real_time_factor:.3f})"
+    )
     return 1 if report.failed else 0
 
 

@@ -1,5 +1,6 @@
 """Synthesis: checkpoint loading (``load``), per-family vocoders, the fast LPCNet sampler."""
 
+from vocoder.inference._export import ScriptedIAFSynthesizer, export_torchscript
 from vocoder.inference._lpcnet_fast import PackedLPCNet, lpcnet_synthesize, pack_lpcnet, synthesize_fast
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,
@@ -32,12 +33,14 @@ __all__ = [
     "IAFVocoder",
     "LPCNetVocoder",
     "PackedLPCNet",
+    "ScriptedIAFSynthesizer",
     "SynthesisError",
     "SynthesisReport",
     "SynthesisResult",
     "Vocoder",
     "WaveNetVocoder",
     "collect_inputs",
+    "export_torchscript",
     "load",
     "lpcnet_synthesize",
     "pack_lpcnet",

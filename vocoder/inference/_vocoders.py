@@ -195,7 +195,8 @@ class IAFVocoder(_MelVocoder):
         batch, lengths = _pad_frames([np.asarray(c, dtype=np.float32) for c in conditioning])
         net_input = torch.cat([self._network_input(mel) for mel in batch])
         with self._threads():
-            waves = self.model.synthesize(net_input, seed=seed)
+            # one time segment per thread (exact: see IAFStudent.synthesize_from_noise)
+            waves = self.model.synthesize(net_input, seed=seed, segments=self.threads)
         hop = self.features.hop_length
         return [waves[i, : n * hop].float().cpu().numpy() for i, n in enumerate(lengths)]
 

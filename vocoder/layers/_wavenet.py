@@ -392,10 +392,11 @@ class WaveNetStack(nn.Module):
     ) -> torch.Tensor:
         """Evaluate the next block of a signal, carrying each layer's input history (inference path).
 
-        Data are time-major, ``(n, B, C)``, so that ``n·B`` rows form one matrix for every product.
-        Each layer's input is written straight into the last ``C`` columns of an ``(n, B, k·C)`` tap
-        matrix whose other columns receive the same input delayed by ``(k - 1 - j)·d`` samples (from
-        the history for the first rows); one product with the stacked taps is the dilated convolution.
+        Data are time-major, ``(n, B, C)``, so that ``n·B`` rows form one matrix for every product and
+        a delay of ``τ`` samples is an offset of ``τ·B`` rows. The dilated convolution is one product
+        per tap: the current tap reads the layer input, each delayed tap reads its rows in two
+        contiguous pieces (the history for the first ``lag`` rows, the block itself for the rest), so
+        no tap matrix is ever assembled and every operand is a contiguous row range.
 
         Args:
             x: (n, B, C_in) next ``n`` input samples.
@@ -415,33 +416,26 @@ class WaveNetStack(nn.Module):
         half = g // 2
         k = self.kernel_size
         rows = n * batch
-        layers = len(weights.layers)
-        taps = torch.empty(n, batch, k * c, dtype=x.dtype, device=x.device)
-        current = taps[:, :, (k - 1) * c :]
-        torch.addmm(
-            weights.input_bias,
-            x.reshape(rows, self.in_channels),
-            weights.input_weight,
-            out=current.view(rows, c),
-        )
+        h = torch.addmm(weights.input_bias, x.reshape(rows, self.in_channels), weights.input_weight)
         skip: torch.Tensor | None = None
-        features = current.view(rows, c)
         for i, lw in enumerate(weights.layers):
             d = self.dilations[i]
             past = history[i]
             span = past.shape[0]
+            flat_past = past.view(span * batch, c)
+            a = torch.mm(h, lw.taps[(k - 1) * c :])
             for j in range(k - 1):
                 lag = (k - 1 - j) * d
-                column = taps[:, :, j * c : (j + 1) * c]
+                tap = lw.taps[j * c : (j + 1) * c]
                 m = min(lag, n)
-                column[:m].copy_(past[span - lag : span - lag + m])
+                # rows t < lag read x[t - lag] from the history, the others from this block
+                a[: m * batch].addmm_(flat_past[(span - lag) * batch : (span - lag + m) * batch], tap)
                 if n > lag:
-                    column[lag:].copy_(current[: n - lag])
+                    a[m * batch :].addmm_(h[: (n - lag) * batch], tap)
             if n >= span:
-                history[i] = current[n - span :].clone()
+                history[i] = h[(n - span) * batch :].view(span, batch, c)
             else:
-                history[i] = torch.cat([past[n:], current], dim=0)
-            a = torch.mm(taps.view(rows, k * c), lw.taps)
+                history[i] = torch.cat([past[n:], h.view(n, batch, c)], dim=0)
             if cond is None:
                 a.add_(lw.bias)
             else:
@@ -451,19 +445,9 @@ class WaveNetStack(nn.Module):
             gate = torch.addcmul(tanh_half, tanh_half, a[:, half:])  # 2·tanh(a)·σ(b)
             if self.skip_channels > 0:
                 skip = torch.mm(gate, lw.skip) if skip is None else skip.addmm_(gate, lw.skip)
-            # Residual output = next layer's input, written into its tap matrix.
-            if i + 1 < layers:
-                taps = torch.empty(n, batch, k * c, dtype=x.dtype, device=x.device)
-                following = taps[:, :, (k - 1) * c :]
-            else:
-                following = torch.empty(n, batch, c, dtype=x.dtype, device=x.device)
-            residual = following.view(rows, c)
-            torch.add(lw.residual_bias, current.view(rows, c), alpha=self.residual_scale, out=residual)
-            residual.addmm_(gate, lw.residual)
-            current = following
-            features = residual
-        if skip is not None:
-            features = skip.add_(weights.skip_bias)
+            # Residual output = next layer's input (a fresh tensor: the history may view the old one).
+            h = torch.addmm(h, gate, lw.residual, beta=self.residual_scale).add_(lw.residual_bias)
+        features = h if skip is None else skip.add_(weights.skip_bias)
         hidden = torch.addmm(weights.head_bias, features.relu_(), weights.head_weight).relu_()
         out = torch.addmm(weights.output_bias, hidden, weights.output_weight)
         return out.view(n, batch, self.out_channels)

@@ -26,6 +26,8 @@ up to float rounding. The module compiles with ``torch.jit.script`` (``forward``
 This module avoids ``from __future__ import annotations`` so that TorchScript can compile it.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 from torch import nn
 
@@ -187,6 +189,10 @@ class IAFStudent(nn.Module):
                 for n in self.flow_layers
             ]
         )
+        # μ_t, s_t of a flow read its input x[t - R_flow … t - 1] (one sample of delay plus the
+        # stack), so the composed output at t reads z[t - Σ R_flow … t].
+        lead_samples = sum(flow.receptive_field for flow in self.flows)
+        self._lead_in_frames = (lead_samples + hop_length - 1) // hop_length
 
     __jit_unused_properties__ = ["receptive_field"]
 
@@ -246,7 +252,9 @@ class IAFStudent(nn.Module):
         return sample_logistic(shape, mel.dtype, mel.device, generator)
 
     @torch.jit.export
-    def synthesize(self, mel: torch.Tensor, seed: int | None = None, chunk_frames: int = 8) -> torch.Tensor:
+    def synthesize(
+        self, mel: torch.Tensor, seed: int | None = None, chunk_frames: int = 8, segments: int = 1
+    ) -> torch.Tensor:
         """Synthesize whole utterances from log-mel (inference path, no gradients).
 
         Args:
@@ -254,36 +262,136 @@ class IAFStudent(nn.Module):
             seed: seed of the noise (see :meth:`sample_noise`).
             chunk_frames: frames per block of the blockwise evaluation (a cache-size trade-off; any
                 value gives the same waveform).
+            segments: split the time axis into this many segments evaluated concurrently, one CPU
+                thread each (see :meth:`synthesize_from_noise`); 1 evaluates in the calling thread.
 
         Returns:
             (B, F · hop_length) waveform.
         """
-        return self.synthesize_from_noise(self.sample_noise(mel, seed), mel, chunk_frames)
+        return self.synthesize_from_noise(self.sample_noise(mel, seed), mel, chunk_frames, segments)
 
     @torch.jit.export
     def synthesize_from_noise(
-        self, z: torch.Tensor, mel: torch.Tensor, chunk_frames: int = 8
+        self, z: torch.Tensor, mel: torch.Tensor, chunk_frames: int = 8, segments: int = 1
     ) -> torch.Tensor:
         """Transform given noise blockwise (inference path equal to ``forward(z, mel)[0]``).
+
+        The student is not autoregressive at inference: output ``t`` depends on the noise
+        ``z[t - R + 1 … t]`` only (``R`` = :attr:`receptive_field`). With ``segments > 1`` the time
+        axis is cut into that many equal frame ranges; each is evaluated from ``R - 1`` samples
+        (rounded up to whole frames) before its start, so its samples equal those of one pass, and
+        the segments run concurrently (``torch.jit.fork``: threads of the inter-op pool when
+        scripted; eager callers get threads from :func:`synthesize_segments`). The lead-in costs
+        ``(segments - 1) · (R - 1)`` extra samples of work.
 
         Args:
             z: (B, N) standard logistic noise.
             mel: (B, n_mels, F) log-mel conditioning with ``N = F · hop_length``.
             chunk_frames: frames per block (≥ 1).
+            segments: number of time segments (≥ 1).
 
         Returns:
             (B, N) waveform.
         """
         with torch.no_grad():
-            return self._synthesize_blockwise(z, mel, chunk_frames)
+            self._check(z.shape[1], mel)
+            if chunk_frames < 1:
+                raise ValueError("chunk_frames must be ≥ 1")
+            if segments < 1:
+                raise ValueError("segments must be ≥ 1")
+            cond, repeat = self.upsampler.forward_factored(mel)
+            out = torch.empty_like(z)
+            bounds = self.segment_bounds(mel.shape[2], segments)
+            if len(bounds) == 1:
+                self._synthesize_range(z, cond, repeat, 0, mel.shape[2], chunk_frames, out)
+                return out
+            if torch.jit.is_scripting():
+                futures = [
+                    torch.jit.fork(self._synthesize_range, z, cond, repeat, first, last, chunk_frames, out)
+                    for first, last in bounds
+                ]
+                for future in futures:
+                    torch.jit.wait(future)
+            else:
+                self._synthesize_threads(z, cond, repeat, bounds, chunk_frames, out)
+            return out
 
-    def _synthesize_blockwise(self, z: torch.Tensor, mel: torch.Tensor, chunk_frames: int) -> torch.Tensor:
-        if chunk_frames < 1:
-            raise ValueError("chunk_frames must be ≥ 1")
-        self._check(z.shape[1], mel)
-        batch, total = z.shape
+    @torch.jit.unused
+    def _synthesize_threads(
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor,
+        repeat: int,
+        bounds: list[tuple[int, int]],
+        chunk_frames: int,
+        out: torch.Tensor,
+    ) -> None:
+        """Eager path of the segments: one Python thread each, one intra-op thread per segment.
+
+        torch releases the GIL inside its operators, so the segments' products overlap; grad mode
+        and inference mode are thread-local, so each worker takes the caller's. The caller's thread count is
+        restored afterwards.
+        """
+        previous = torch.get_num_threads()
+        inference = torch.is_inference_mode_enabled()
+
+        def work(bound: tuple[int, int]) -> int:
+            torch.set_num_threads(1)
+            with torch.inference_mode(inference), torch.no_grad():
+                return self._synthesize_range(z, cond, repeat, bound[0], bound[1], chunk_frames, out)
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
+                list(pool.map(work, bounds))
+        finally:
+            torch.set_num_threads(previous)
+
+    @torch.jit.export
+    def segment_bounds(self, frames: int, segments: int) -> list[tuple[int, int]]:
+        """Frame ranges ``[(first, last), …]`` of :meth:`synthesize_from_noise`'s time segments.
+
+        Segments shorter than their lead-in would mostly repeat work, so at most
+        ``frames // lead_in_frames`` segments are used (at least one).
+        """
+        lead = self.lead_in_frames()
+        count = max(1, min(segments, frames // max(lead, 1)))
+        edges = [(frames * i) // count for i in range(count + 1)]
+        return [(edges[i], edges[i + 1]) for i in range(count)]
+
+    @torch.jit.export
+    def lead_in_frames(self) -> int:
+        """Frames of noise before a segment that its first output sample depends on (⌈(R - 1)/hop⌉)."""
+        return self._lead_in_frames
+
+    @torch.jit.export
+    def _synthesize_range(
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor,
+        repeat: int,
+        first_frame: int,
+        last_frame: int,
+        chunk_frames: int,
+        out: torch.Tensor,
+    ) -> int:
+        """Write ``out[:, first_frame·hop : last_frame·hop]``, evaluating from the lead-in onwards.
+
+        Args:
+            z: (B, N) noise of the whole utterance.
+            cond: conditioning of the whole utterance from ``upsampler.forward_factored``.
+            repeat: its repetition factor.
+            first_frame, last_frame: the frame range to write.
+            chunk_frames: frames per block.
+            out: (B, N) output of the whole utterance (only the range is written).
+
+        Returns:
+            The number of samples evaluated (lead-in included).
+        """
+        batch = z.shape[0]
         hop = self.hop_length
-        cond, repeat = self.upsampler.forward_factored(mel)
+        begin = max(0, first_frame - self.lead_in_frames()) * hop
+        emit = first_frame * hop
+        total = last_frame * hop
         # Per network: rearranged weights, input histories and (frame-rate) conditioning projections.
         weights: list[StreamingWeights] = []
         histories: list[list[torch.Tensor]] = []
@@ -292,15 +400,16 @@ class IAFStudent(nn.Module):
             for setup_net in setup_flow.nets:
                 w = setup_net.streaming_weights()
                 weights.append(w)
+                # Zero history = silence before `begin`; exact from `emit` on (see lead_in_frames).
                 histories.append(setup_net.init_history(batch, z.dtype, z.device))
                 if repeat > 1:
-                    projections.append(setup_net.project_conditioning(cond, w))
+                    frames = cond[:, :, begin // repeat : total // repeat]
+                    projections.append(setup_net.project_conditioning(frames, w))
         # carries[f]: the last sample of flow f's input (the previous flow's output) in the previous
         # block, i.e. the first sample of flow f's one-sample-delayed input in the current block.
         carries = [torch.zeros(batch, 1, dtype=z.dtype, device=z.device) for _ in self.flow_layers]
-        out = torch.empty_like(z)
         block = chunk_frames * hop
-        for start in range(0, total, block):
+        for start in range(begin, total, block):
             stop = min(start + block, total)
             x = z[:, start:stop]
             net_index = 0
@@ -310,7 +419,10 @@ class IAFStudent(nn.Module):
                 outputs: list[torch.Tensor] = []
                 for net in flow.nets:
                     if repeat > 1:
-                        block_cond = projections[net_index][start // repeat : stop // repeat]
+                        offset = begin // repeat
+                        block_cond = projections[net_index][
+                            start // repeat - offset : stop // repeat - offset
+                        ]
                     else:
                         block_cond = net.project_conditioning(cond[:, :, start:stop], weights[net_index])
                     streamed = net.stream(
@@ -320,5 +432,7 @@ class IAFStudent(nn.Module):
                     net_index += 1
                 mu, log_s = flow._split(outputs)
                 x = torch.addcmul(mu, x, torch.exp(log_s))
-            out[:, start:stop] = x
-        return out
+            if stop > emit:
+                keep = max(start, emit)
+                out[:, keep:stop] = x[:, keep - start :]
+        return total - begin
