@@ -1,8 +1,13 @@
 # Sourced by scripts/demo.sh and scripts/test.sh: create ./.venv and install what is missing.
 # Idempotent: a stamp of pyproject.toml + this file skips the install when nothing changed.
 # VOCODER_TORCH (default "torch==2.13.0") names the torch requirement to install first.
+# VOCODER_NO_SETUP=1 skips all of it and uses the python/commands already on PATH (the tests run the
+# recipe scripts this way, inside the environment that runs them).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -n "${VOCODER_NO_SETUP:-}" ]; then
+  return 0 2>/dev/null || exit 0
+fi
 venv="${VOCODER_VENV:-$repo/.venv}"
 python_bin="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then

@@ -2,10 +2,11 @@
 # CMU ARCTIC slt recipe: 0 download, 1 prepare, 2 train, 3 synthesize the eval split, 4 evaluate.
 #
 #   recipes/arctic_slt/run.sh [--stage N] [--stop-stage N] [--model lpcnet|wavenet|iaf|iaf_distill]
-#                             [--recipe NAME] [--root DIR] [--exp DIR] [hydra overrides for training...]
+#                             [--recipe NAME] [--root DIR] [--exp DIR] [--cache DIR] [hydra overrides...]
 #
 # --root DIR uses a local corpus in the ARCTIC layout (stage 0 is then skipped); without it the slt
-# release is downloaded into downloads/. Anything else is passed to vocoder-train as overrides, e.g.
+# release is downloaded into downloads/. Anything else is passed to vocoder-train as overrides, and
+# the `data.*` overrides to vocoder-prepare too (the cache must match what training reads), e.g.
 #   recipes/arctic_slt/run.sh --root ../shared/data/kathleen_arctic --model lpcnet trainer.max_steps=2000
 # Each stage skips work already done: downloads and caches are verified, training resumes from its
 # last checkpoint (and does nothing at max_steps), synthesis and scoring skip finished outputs.
@@ -17,6 +18,7 @@ model=lpcnet
 recipe=""
 root=""
 exp=""
+cache=""
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     --recipe) recipe="$2"; shift 2 ;;
     --root) root="$2"; shift 2 ;;
     --exp) exp="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --cache) cache="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) overrides+=("$1"); shift ;;
   esac
 done
@@ -51,11 +54,24 @@ exp="${exp:-exp/arctic_slt/$recipe}"
 data=(data=slt)
 if [ -n "$root" ]; then
   root="$(cd "$root" && pwd)"
-  data+=("data.root=$root" "data.cache_dir=cache/arctic_slt/$(basename "$root")")
-  cache="cache/arctic_slt/$(basename "$root")"
+  data+=("data.root=$root")
+  cache="${cache:-cache/arctic_slt/$(basename "$root")}"
 else
-  cache="cache/slt"
+  cache="${cache:-cache/slt}"
 fi
+data+=("data.cache_dir=$cache")
+for override in ${overrides[@]+"${overrides[@]}"}; do
+  case "$override" in
+    data.*|+data.*) data+=("$override") ;;
+  esac
+done
+train_overrides=()
+for override in ${overrides[@]+"${overrides[@]}"}; do
+  case "$override" in
+    data.*|+data.*) ;;
+    *) train_overrides+=("$override") ;;
+  esac
+done
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   if [ -n "$root" ]; then
@@ -71,7 +87,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: train recipe=$recipe -> $exp"
-  vocoder-train "recipe=$recipe" "${data[@]}" "trainer.out_dir=$exp" "${overrides[@]}"
+  vocoder-train "recipe=$recipe" "${data[@]}" "trainer.out_dir=$exp" ${train_overrides[@]+"${train_overrides[@]}"}
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: synthesize the eval split -> $exp/synth"

@@ -1,5 +1,6 @@
 """models package."""
 
+from vocoder.models._feature_converter import FeatureConverter
 from vocoder.models._iaf import IAFFlow, IAFStudent
 from vocoder.models._lpcnet import LPCNet, gru_sequence
 from vocoder.models._wavenet import WaveNetTeacher, freeze
@@ -12,4 +13,6 @@ __all__ = [
     "IAFStudent",
     "WaveNetTeacher",
     "freeze",
+    # LPCNet features -> log-mel converter (MGE)
+    "FeatureConverter",
 ]

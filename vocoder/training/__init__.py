@@ -3,6 +3,7 @@
 from vocoder.training._checkpoint import CheckpointError, find_resumable, load_checkpoint, save_atomic
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
+from vocoder.training._feature_task import MGEFeatureTask, load_feature_converter
 from vocoder.training._iaf_task import IAFDistillTask, IAFTask, load_teacher
 from vocoder.training._lpcnet_task import LPCNetTask
 from vocoder.training._module import Example, TrainingModule
@@ -22,6 +23,7 @@ __all__ = [
     "IAFTask",
     "InverseDecayLR",
     "LPCNetTask",
+    "MGEFeatureTask",
     "MelConditionedTask",
     "MulawNoiseInjection",
     "ResumableSampler",
@@ -33,6 +35,7 @@ __all__ = [
     "find_resumable",
     "history_frames_for",
     "load_checkpoint",
+    "load_feature_converter",
     "load_teacher",
     "lpcnet_training_inputs",
     "normalize_mel",
