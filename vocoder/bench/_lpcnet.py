@@ -1,0 +1,484 @@
+"""LPCNet benchmark: synthesis (fast numba path and torch reference loop) and training throughput.
+
+Synthesis: the paper-size model (GRU_A 384, GRU_B 16) with random weights, GRU_A's recurrent matrix
+pruned to the final densities 0.05 / 0.05 / 0.2 (update / reset / candidate, ≈ 10 % of its 16×1
+blocks), features of the embedded slt utterance, pinned to ONE core (``sched_setaffinity``, one torch
+thread, single-threaded numba kernel). The real-time factor is wall-clock synthesis time (frame-rate
+network, tables, per-sample loop, de-emphasis; best of ``repeats``) over the audio duration. The torch
+loop is timed on ``torch_seconds`` of the same features and extrapolated linearly (its per-sample cost
+does not depend on the length).
+
+Training: forward + cross-entropy + backward + Adam step at batch 32 × 2,400 samples (15 frames),
+``train_threads`` torch threads, in a fresh subprocess (``python -m vocoder.bench --worker
+lpcnet-train``) so that its peak RSS is clean; the throughput is the median over ``train_steps`` timed
+steps after one warm-up step.
+
+Targets: fast RTF ≤ 0.15 and ≥ 10× faster than the torch loop; ≥ 22,000 samples/s at ≤ 2.6 GB.
+The machine may be shared: wall-clock numbers move with the load of other processes (the report shows
+the load average and the CPU times, which move much less).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocoder.bench._common import Metric, Target, best_time, peak_rss_mb, run_worker
+
+NAME = "lpcnet"
+SLT_WAV = Path(__file__).resolve().parents[1] / "data" / "sample" / "slt" / "wav" / "arctic_a0009.wav"
+SAMPLE_RATE = 16000
+HOP = 160
+RTF_TARGET = Target("<=", 0.15)
+SPEEDUP_TARGET = Target(">=", 10.0)
+TRAIN_TARGET = Target(">=", 22000.0)
+TRAIN_RSS_TARGET = Target("<=", 2.6 * 1024)
+
+
+@dataclass
+class LPCNetSettings:
+    """Sizes of the LPCNet benchmark (defaults: the figures the targets are stated for).
+
+    Attributes:
+        seconds: audio synthesized by the fast path.
+        torch_seconds: audio synthesized by the torch loop (extrapolated).
+        batch: utterances of the batched fast-path run.
+        repeats: fast-path repetitions (the best is kept).
+        train_steps: timed training steps (after one warm-up step).
+        train_threads: torch threads of the training subprocess.
+        train_batch: training batch size.
+        train_frames: frames per training sequence (``HOP`` samples each).
+        model: :class:`vocoder.models.LPCNet` keyword arguments (empty: the paper size).
+        train_in_process: time the training steps in this process instead of a fresh one (saves the
+            start-up of a second process in quick runs; the training peak RSS then includes everything
+            this process did before).
+        quick: tiny sizes, not comparable with the targets.
+    """
+
+    seconds: float = 2.0
+    torch_seconds: float = 0.1
+    batch: int = 4
+    repeats: int = 3
+    train_steps: int = 3
+    train_threads: int = 2
+    train_batch: int = 32
+    train_frames: int = 15
+    model: dict[str, int] = field(default_factory=dict)
+    train_in_process: bool = False
+    quick: bool = False
+
+    @classmethod
+    def quick_settings(cls) -> LPCNetSettings:
+        """Tiny sizes for smoke runs (a GRU_A-32 model, 0.25 s of audio, one repeat and thread).
+
+        The training steps (batch 2 × 320 samples) are timed in the same process.
+        """
+        return cls(
+            seconds=0.25,
+            torch_seconds=0.02,
+            batch=2,
+            repeats=1,
+            train_steps=1,
+            train_threads=1,
+            train_batch=2,
+            train_frames=2,
+            model={
+                "frame_channels": 32,
+                "pitch_embedding_size": 16,
+                "sample_embedding_size": 16,
+                "gru_a_size": 32,
+                "gru_b_size": 8,
+            },
+            train_in_process=True,
+            quick=True,
+        )
+
+
+@dataclass
+class LPCNetSynthesisResult:
+    """Synthesis figures: RTF = wall-clock (or CPU) seconds per second of audio."""
+
+    core: int
+    density: float
+    density_update: float
+    density_reset: float
+    density_candidate: float
+    seconds: float
+    fast_rtf: float
+    fast_cpu_rtf: float
+    batch: int
+    fast_batch_rtf: float
+    torch_seconds: float
+    torch_rtf: float
+    torch_cpu_rtf: float
+    peak_rss_mb: float
+
+
+@dataclass
+class LPCNetTrainingResult:
+    """Training figures of the fresh training process."""
+
+    samples_per_s: float
+    peak_rss_mb: float
+    step_s: float
+    step_cpu_s: float
+
+
+@dataclass
+class LPCNetResult:
+    """Everything the LPCNet benchmark measured."""
+
+    settings: LPCNetSettings
+    synthesis: LPCNetSynthesisResult
+    training: LPCNetTrainingResult
+    load_before: float
+    load_after: float
+    cpu_count: int
+
+    def table(self) -> list[tuple[str, str]]:
+        """The ``(name, value)`` rows of ``scripts/bench_lpcnet.py``."""
+        s, t, cfg = self.synthesis, self.training, self.settings
+        return [
+            (
+                "machine load average (1 min) before / after",
+                f"{self.load_before:.2f} / {self.load_after:.2f} on {self.cpu_count} CPUs",
+            ),
+            (
+                "GRU_A block density (reset/update/candidate)",
+                f"{s.density_reset:.3f} / {s.density_update:.3f} / {s.density_candidate:.3f} "
+                f"(all {s.density:.3f})",
+            ),
+            ("fast RTF, 1 utterance, 1 core (wall)", f"{s.fast_rtf:.4f}  ({s.seconds:.2f} s audio)"),
+            ("fast RTF, 1 utterance, 1 core (CPU time)", f"{s.fast_cpu_rtf:.4f}"),
+            (f"fast RTF per utterance, batch {s.batch} (wall)", f"{s.fast_batch_rtf:.4f}"),
+            ("torch loop RTF (wall, extrapolated)", f"{s.torch_rtf:.3f}  (timed on {s.torch_seconds:.2f} s)"),
+            ("fast vs torch speed-up", f"{s.torch_rtf / s.fast_rtf:.1f}x"),
+            (
+                f"training samples/s (B={cfg.train_batch} x {cfg.train_frames * HOP}, "
+                f"{cfg.train_threads} threads)",
+                f"{t.samples_per_s:.0f}  (median step {t.step_s:.2f} s)",
+            ),
+            ("training CPU time per step (all threads)", f"{t.step_cpu_s:.2f} s"),
+            (
+                f"training peak RSS ({'this' if cfg.train_in_process else 'fresh'} process)",
+                f"{t.peak_rss_mb:.0f} MB",
+            ),
+        ]
+
+    def summary_line(self) -> str:
+        """``fast_rtf=<float> torch_rtf=<float> train_samples_per_s=<float> train_peak_rss_mb=<float>``."""
+        s, t = self.synthesis, self.training
+        return (
+            f"fast_rtf={s.fast_rtf:.4f} torch_rtf={s.torch_rtf:.4f} "
+            f"train_samples_per_s={t.samples_per_s:.1f} train_peak_rss_mb={t.peak_rss_mb:.1f}"
+        )
+
+    def lines(self) -> list[str]:
+        """Everything ``scripts/bench_lpcnet.py`` prints: the table, then the summary line."""
+        rows = self.table()
+        width = max(len(name) for name, _ in rows)
+        return [f"{name:<{width}}  {value}" for name, value in rows] + [self.summary_line()]
+
+    def metrics(self) -> list[Metric]:
+        """The figures of the combined ``vocoder-bench`` table."""
+        s, t, cfg = self.synthesis, self.training, self.settings
+        size = f"GRU_A {cfg.model.get('gru_a_size', 384)}"
+        return [
+            Metric(NAME, "fast_rtf", f"LPCNet synthesis RTF, {size}, 1 core", s.fast_rtf, "s/s", RTF_TARGET),
+            Metric(
+                NAME,
+                "fast_batch_rtf",
+                f"LPCNet synthesis RTF per utterance, batch {s.batch}, 1 core",
+                s.fast_batch_rtf,
+                "s/s",
+            ),
+            Metric(NAME, "torch_rtf", "LPCNet torch reference loop RTF (extrapolated)", s.torch_rtf, "s/s"),
+            Metric(
+                NAME,
+                "speedup",
+                "LPCNet fast path vs torch loop",
+                s.torch_rtf / s.fast_rtf,
+                "x",
+                SPEEDUP_TARGET,
+            ),
+            Metric(NAME, "synth_peak_rss_mb", "LPCNet synthesis peak RSS", s.peak_rss_mb, "MB"),
+            Metric(
+                NAME,
+                "train_samples_per_s",
+                f"LPCNet training, B={cfg.train_batch} x {cfg.train_frames * HOP}, {cfg.train_threads} thr",
+                t.samples_per_s,
+                "samples/s",
+                TRAIN_TARGET,
+            ),
+            Metric(
+                NAME, "train_peak_rss_mb", "LPCNet training peak RSS", t.peak_rss_mb, "MB", TRAIN_RSS_TARGET
+            ),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (the worker protocol)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LPCNetResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            settings=LPCNetSettings(**data["settings"]),
+            synthesis=LPCNetSynthesisResult(**data["synthesis"]),
+            training=LPCNetTrainingResult(**data["training"]),
+            load_before=data["load_before"],
+            load_after=data["load_after"],
+            cpu_count=data["cpu_count"],
+        )
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[int]:
+    """Run the block on one CPU of the current affinity set, one torch and one numba thread.
+
+    Yields:
+        The CPU the process is pinned to. Affinity and thread counts are restored afterwards.
+    """
+    import numba
+    import torch
+
+    affinity = os.sched_getaffinity(0)
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    core = min(affinity)
+    os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    try:
+        yield core
+    finally:
+        numba.set_num_threads(numba_threads)
+        torch.set_num_threads(torch_threads)
+        os.sched_setaffinity(0, affinity)
+
+
+def slt_features(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Features and LPC of the first ``seconds`` of the embedded slt utterance (tiled if shorter).
+
+    Args:
+        seconds: audio duration wanted.
+
+    Returns:
+        ``(features (F, 20), lpc (F, 16))`` float64, ``F = round(seconds · 100)``.
+    """
+    import soundfile
+
+    from vocoder.dsp import lpcnet_features
+
+    audio, rate = soundfile.read(SLT_WAV, dtype="float64")
+    if rate != SAMPLE_RATE:
+        raise RuntimeError(f"{SLT_WAV} is {rate} Hz, expected {SAMPLE_RATE}")
+    features, lpc = lpcnet_features(audio)
+    frames = int(round(seconds * SAMPLE_RATE / HOP))
+    rows = np.arange(frames) % features.shape[0]
+    return features[rows].astype(np.float64), lpc[rows].astype(np.float64)
+
+
+def pruned_model(model_kwargs: dict[str, int] | None = None, seed: int = 0):
+    """A random-weight LPCNet with GRU_A pruned to its final densities.
+
+    Args:
+        model_kwargs: :class:`vocoder.models.LPCNet` keyword arguments (None: the paper size).
+        seed: torch seed of the weights.
+
+    Returns:
+        ``(model in eval mode, densities by gate name)``.
+    """
+    import torch
+
+    from vocoder.layers import BlockSparsifier
+    from vocoder.models import LPCNet
+
+    torch.manual_seed(seed)
+    model = LPCNet(**(model_kwargs or {})).eval()
+    sparsifier = BlockSparsifier.for_gru(model.gru_a, start=0, end=1)
+    sparsifier.step(1)
+    return model, sparsifier.densities()
+
+
+def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
+    """Time the fast path (one utterance and a batch) and the torch loop on one core.
+
+    Args:
+        settings: sizes (``seconds``, ``torch_seconds``, ``batch``, ``repeats``, ``model``).
+
+    Returns:
+        The synthesis figures.
+    """
+    from vocoder.inference import pack_lpcnet, synthesize_fast, synthesize_reference
+
+    with one_core() as core:
+        model, densities = pruned_model(settings.model)
+        packed = pack_lpcnet(model, np.float32)
+        features, lpc = slt_features(settings.seconds)
+        batch_features = np.stack([np.roll(features, 37 * b, axis=0) for b in range(settings.batch)])
+        batch_lpc = np.stack([np.roll(lpc, 37 * b, axis=0) for b in range(settings.batch)])
+
+        synthesize_fast(model, features[None, :20], lpc[None, :20], packed=packed)  # compile / load the cache
+        fast_wall, fast_cpu = best_time(
+            lambda: synthesize_fast(model, features[None], lpc[None], seed=0, packed=packed), settings.repeats
+        )
+        batch_wall, _ = best_time(
+            lambda: synthesize_fast(model, batch_features, batch_lpc, seed=0, packed=packed), settings.repeats
+        )
+        torch_frames = max(1, int(round(settings.torch_seconds * SAMPLE_RATE / HOP)))
+        torch_wall, torch_cpu = best_time(
+            lambda: synthesize_reference(model, features[None, :torch_frames], lpc[None, :torch_frames]), 1
+        )
+    duration = features.shape[0] * HOP / SAMPLE_RATE
+    torch_duration = torch_frames * HOP / SAMPLE_RATE
+    return LPCNetSynthesisResult(
+        core=core,
+        density=packed.density,
+        density_update=densities["update"],
+        density_reset=densities["reset"],
+        density_candidate=densities["candidate"],
+        seconds=duration,
+        fast_rtf=fast_wall / duration,
+        fast_cpu_rtf=fast_cpu / duration,
+        batch=settings.batch,
+        fast_batch_rtf=batch_wall / (duration * settings.batch),
+        torch_seconds=torch_duration,
+        torch_rtf=torch_wall / torch_duration,
+        torch_cpu_rtf=torch_cpu / torch_duration,
+        peak_rss_mb=peak_rss_mb(),
+    )
+
+
+def measure_training(
+    threads: int, steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Timed LPCNet training steps in this process (run it in a fresh process for a clean peak RSS).
+
+    One step is forward + cross-entropy + backward + Adam on random features (pitch period in its
+    valid range) and random μ-law codes; one warm-up step is not timed.
+
+    Args:
+        threads: torch threads.
+        steps: timed steps.
+        batch: batch size.
+        frames: frames per sequence (``HOP`` samples each).
+        model_kwargs: :class:`vocoder.models.LPCNet` keyword arguments (None: the paper size).
+
+    Returns:
+        ``step_seconds`` and ``step_cpu_seconds`` (lists), ``samples_per_s`` (batch · samples over the
+        median step) and ``peak_rss_mb``.
+    """
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _timed_training_steps(steps, batch, frames, model_kwargs)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _timed_training_steps(
+    steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None
+) -> dict[str, Any]:
+    """:func:`measure_training` at the current torch thread count."""
+    import torch
+    import torch.nn.functional as F
+
+    from vocoder.models import LPCNet
+
+    torch.manual_seed(0)
+    model = LPCNet(**(model_kwargs or {}))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n_samples = frames * HOP
+    generator = torch.Generator().manual_seed(0)
+    n_frames = frames + 2 * model.frame_context
+    features = torch.randn(batch, n_frames, model.n_features, generator=generator)
+    features[..., -2] = 32 + 224 * torch.rand(batch, n_frames, generator=generator)  # pitch period
+    features[..., -1] = torch.rand(batch, n_frames, generator=generator)  # pitch correlation
+    codes = [torch.randint(0, 256, (batch, n_samples), generator=generator) for _ in range(4)]
+
+    def step() -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        logits = model(features, *codes[:3])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes[3].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - start, time.process_time() - start_cpu
+
+    step()  # warm-up: numba cache load, allocator
+    times, cpu_times = zip(*(step() for _ in range(max(1, steps))), strict=True)
+    return {
+        "step_seconds": list(times),
+        "step_cpu_seconds": list(cpu_times),
+        "samples_per_s": batch * n_samples / statistics.median(times),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
+    """Run :func:`measure_training` in a fresh process (``OMP_NUM_THREADS`` = ``train_threads``).
+
+    Args:
+        settings: sizes (``train_threads``, ``train_steps``, ``train_batch``, ``train_frames``, ``model``);
+            with ``train_in_process`` the steps are timed in this process.
+
+    Returns:
+        The training figures.
+    """
+    params = {
+        "threads": settings.train_threads,
+        "steps": settings.train_steps,
+        "batch": settings.train_batch,
+        "frames": settings.train_frames,
+        "model_kwargs": settings.model,
+    }
+    if settings.train_in_process:
+        result = measure_training(**params)
+    else:
+        result = run_worker("lpcnet-train", params, env={"OMP_NUM_THREADS": str(settings.train_threads)})
+    return LPCNetTrainingResult(
+        samples_per_s=result["samples_per_s"],
+        peak_rss_mb=result["peak_rss_mb"],
+        step_s=statistics.median(result["step_seconds"]),
+        step_cpu_s=statistics.median(result["step_cpu_seconds"]),
+    )
+
+
+def run_lpcnet(settings: LPCNetSettings | None = None) -> LPCNetResult:
+    """The whole LPCNet benchmark: training (in a subprocess) first, then synthesis on one core.
+
+    Args:
+        settings: sizes (None: the defaults the targets are stated for).
+
+    Returns:
+        The measurements.
+
+    Raises:
+        vocoder.bench.BenchmarkError: the training subprocess failed.
+    """
+    settings = settings or LPCNetSettings()
+    load_before = os.getloadavg()[0]
+    training = bench_training(settings)
+    synthesis = bench_synthesis(settings)
+    load_after = os.getloadavg()[0]
+    return LPCNetResult(settings, synthesis, training, load_before, load_after, os.cpu_count() or 1)
+
+
+def worker(params: dict[str, Any]) -> dict[str, Any]:
+    """``vocoder-bench`` worker: :func:`run_lpcnet` with :class:`LPCNetSettings` ``params``."""
+    return run_lpcnet(LPCNetSettings(**params)).to_dict()
+
+
+def train_worker(params: dict[str, Any]) -> dict[str, Any]:
+    """``vocoder-bench`` worker: :func:`measure_training` with ``params``."""
+    return measure_training(**params)
