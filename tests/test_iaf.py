@@ -228,8 +228,12 @@ def test_segmented_synthesis_equals_one_pass(
     out = torch.empty_like(z)
     cond, repeat = student.upsampler.forward_factored(mel)
     first, last = bounds[1]
-    evaluated = student._synthesize_range(z, cond, repeat, first, last, 2, out)
-    assert evaluated == (last - first + lead) * student.hop_length
+    with torch.no_grad():
+        evaluated = student._synthesize_range(z, cond, repeat, first, last, 2, out)
+    # flow f evaluates from Σ_{j ≥ f} R_j samples (in whole frames) before the segment on
+    fields = [flow.receptive_field for flow in student.flows]
+    leads = [-(-sum(fields[f:]) // student.hop_length) for f in range(len(fields))]
+    assert evaluated == sum(last - max(0, first - lead_f) for lead_f in leads) * student.hop_length
     span = slice(first * student.hop_length, last * student.hop_length)
     torch.testing.assert_close(out[:, span], reference[:, span], rtol=0, atol=1e-12)
 
@@ -245,6 +249,13 @@ def test_torchscript_segmented_synthesis() -> None:
     student = _small_student().float()
     scripted = _script(student)
     mel = torch.randn(1, 5, 3 * student.lead_in_frames())
+    assert torch.is_grad_enabled()
     torch.testing.assert_close(
         scripted.synthesize(mel, 5, 2, 3), student.synthesize(mel, 5, 2, 1), rtol=0, atol=1e-6
     )
+    # the forked segments leave the caller's grad mode as it was (no_grad restored on its own thread)
+    assert torch.is_grad_enabled()
+    with torch.no_grad():
+        scripted.synthesize(mel, 5, 2, 3)
+        assert not torch.is_grad_enabled()
+    assert torch.is_grad_enabled()

@@ -69,14 +69,16 @@ class ScriptedIAFSynthesizer(nn.Module):
         Returns:
             (B, T · hop_length) waveform at :attr:`sample_rate`.
         """
-        with torch.no_grad():
-            return self.student.synthesize(self.normalize(mel), seed, 8, self.segments)
+        # the student disables gradients itself (a `with torch.no_grad()` around its forked segments
+        # could be restored on another thread)
+        return self.student.synthesize(self.normalize(mel).detach(), seed, 8, self.segments)
 
     @torch.jit.export
     def synthesize_from_noise(self, mel: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Synthesize from given standard logistic noise (B, T · hop_length)."""
-        with torch.no_grad():
-            return self.student.synthesize_from_noise(noise, self.normalize(mel), 8, self.segments)
+        return self.student.synthesize_from_noise(
+            noise.detach(), self.normalize(mel).detach(), 8, self.segments
+        )
 
 
 def export_torchscript(

@@ -169,6 +169,11 @@ class LayerWeights(NamedTuple):
     residual: torch.Tensor  # (G/2, C): × ½ (gate) × √½ (residual scale)
     residual_bias: torch.Tensor  # (C,): × √½
     skip: torch.Tensor  # (G/2, S): × ½ (gate) × √(1/layers); S may be 0
+    # For :meth:`WaveNetStack.stream`, whose residual stream is kept as u_i = h_i / √½^i so that the
+    # residual update is one in-place product (u_{i+1} = u_i + gate·R' + b'), without the √½ rescaling:
+    stream_taps: torch.Tensor  # taps × √½^i
+    stream_residual: torch.Tensor  # residual / √½^(i+1)
+    stream_residual_bias: torch.Tensor  # residual_bias / √½^(i+1)
 
 
 class StreamingWeights(NamedTuple):
@@ -181,6 +186,7 @@ class StreamingWeights(NamedTuple):
     cond_bias: torch.Tensor  # (L·G,): every layer's dilated-conv bias (sigmoid halves × ½)
     skip_bias: torch.Tensor  # (S,): Σ skip biases × √(1/layers)
     head_weight: torch.Tensor  # (S or C, H)
+    stream_head_weight: torch.Tensor  # head_weight, × √½^layers when the head reads the residual stream
     head_bias: torch.Tensor  # (H,)
     output_weight: torch.Tensor  # (H, C_out)
     output_bias: torch.Tensor  # (C_out,)
@@ -300,7 +306,7 @@ class WaveNetStack(nn.Module):
         cond_biases: list[torch.Tensor] = []
         skip_bias = torch.zeros(self.skip_channels, dtype=reference.dtype, device=reference.device)
         c = self.residual_channels
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
             conv_weight = block.conv.weight  # (G, C, k); tap j multiplies x[t - (k - 1 - j) d]
             taps = conv_weight.permute(2, 1, 0).reshape(-1, self.gate_channels) * gate_scale
             conv_bias = block.conv.bias
@@ -309,13 +315,20 @@ class WaveNetStack(nn.Module):
             out_bias = block.out.bias
             if out_bias is None:
                 out_bias = torch.zeros(c + self.skip_channels, dtype=reference.dtype, device=reference.device)
+            residual = out_weight[:, :c] * self.residual_scale
+            residual_bias = out_bias[:c] * self.residual_scale
+            stream_in = self.residual_scale**index  # h_i = √½^i · u_i
+            stream_out = self.residual_scale ** (index + 1)
             layers.append(
                 LayerWeights(
                     taps=taps.contiguous(),
                     bias=bias,
-                    residual=(out_weight[:, :c] * self.residual_scale).contiguous(),
-                    residual_bias=out_bias[:c] * self.residual_scale,
+                    residual=residual.contiguous(),
+                    residual_bias=residual_bias,
                     skip=(out_weight[:, c:] * self.skip_scale).contiguous(),
+                    stream_taps=(taps * stream_in).contiguous(),
+                    stream_residual=(residual / stream_out).contiguous(),
+                    stream_residual_bias=residual_bias / stream_out,
                 )
             )
             skip_bias = skip_bias + out_bias[c:] * self.skip_scale
@@ -339,6 +352,10 @@ class WaveNetStack(nn.Module):
             cond_bias=torch.cat(cond_biases),
             skip_bias=skip_bias,
             head_weight=self.head.weight[:, :, 0].t().contiguous(),
+            stream_head_weight=(
+                self.head.weight[:, :, 0].t()
+                * (self.residual_scale ** len(self.blocks) if self.skip_channels == 0 else 1.0)
+            ).contiguous(),
             head_bias=head_bias,
             output_weight=self.output.weight[:, :, 0].t().contiguous(),
             output_bias=output_bias,
@@ -416,39 +433,46 @@ class WaveNetStack(nn.Module):
         half = g // 2
         k = self.kernel_size
         rows = n * batch
-        h = torch.addmm(weights.input_bias, x.reshape(rows, self.in_channels), weights.input_weight)
+        # u: the layer input divided by √½^i (see LayerWeights.stream_*), updated in place layer by layer
+        u = torch.addmm(weights.input_bias, x.reshape(rows, self.in_channels), weights.input_weight)
         skip: torch.Tensor | None = None
+        # gate pre-activations and outputs: one buffer each for all layers (fresh large tensors
+        # per layer cost as much as a product here, in allocation and first-touch page faults)
+        a = torch.empty(rows, g, dtype=x.dtype, device=x.device)
+        gate = torch.empty(rows, half, dtype=x.dtype, device=x.device)
         for i, lw in enumerate(weights.layers):
             d = self.dilations[i]
             past = history[i]
             span = past.shape[0]
             flat_past = past.view(span * batch, c)
-            a = torch.mm(h, lw.taps[(k - 1) * c :])
+            taps = lw.stream_taps
+            torch.mm(u, taps[(k - 1) * c :], out=a)
             for j in range(k - 1):
                 lag = (k - 1 - j) * d
-                tap = lw.taps[j * c : (j + 1) * c]
+                tap = taps[j * c : (j + 1) * c]
                 m = min(lag, n)
                 # rows t < lag read x[t - lag] from the history, the others from this block
                 a[: m * batch].addmm_(flat_past[(span - lag) * batch : (span - lag + m) * batch], tap)
                 if n > lag:
-                    a[m * batch :].addmm_(h[: (n - lag) * batch], tap)
+                    a[m * batch :].addmm_(u[: (n - lag) * batch], tap)
+            # the history keeps its own copy: u is updated in place below
             if n >= span:
-                history[i] = h[(n - span) * batch :].view(span, batch, c)
+                history[i] = u[(n - span) * batch :].view(span, batch, c).clone()
             else:
-                history[i] = torch.cat([past[n:], h.view(n, batch, c)], dim=0)
+                history[i] = torch.cat([past[n:], u.view(n, batch, c)], dim=0)
             if cond is None:
                 a.add_(lw.bias)
             else:
                 a.view(n // cond_repeat, cond_repeat, batch, g).add_(cond[:, :, i].unsqueeze(1))
             a.tanh_()
             tanh_half = a[:, :half]
-            gate = torch.addcmul(tanh_half, tanh_half, a[:, half:])  # 2·tanh(a)·σ(b)
+            torch.addcmul(tanh_half, tanh_half, a[:, half:], out=gate)  # 2·tanh(a)·σ(b)
             if self.skip_channels > 0:
                 skip = torch.mm(gate, lw.skip) if skip is None else skip.addmm_(gate, lw.skip)
-            # Residual output = next layer's input (a fresh tensor: the history may view the old one).
-            h = torch.addmm(h, gate, lw.residual, beta=self.residual_scale).add_(lw.residual_bias)
-        features = h if skip is None else skip.add_(weights.skip_bias)
-        hidden = torch.addmm(weights.head_bias, features.relu_(), weights.head_weight).relu_()
+            u.addmm_(gate, lw.stream_residual).add_(lw.stream_residual_bias)
+        # relu commutes with the positive scale folded into stream_head_weight
+        features = u if skip is None else skip.add_(weights.skip_bias)
+        hidden = torch.addmm(weights.head_bias, features.relu_(), weights.stream_head_weight).relu_()
         out = torch.addmm(weights.output_bias, hidden, weights.output_weight)
         return out.view(n, batch, self.out_channels)
 

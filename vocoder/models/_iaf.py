@@ -191,8 +191,13 @@ class IAFStudent(nn.Module):
         )
         # μ_t, s_t of a flow read its input x[t - R_flow … t - 1] (one sample of delay plus the
         # stack), so the composed output at t reads z[t - Σ R_flow … t].
-        lead_samples = sum(flow.receptive_field for flow in self.flows)
-        self._lead_in_frames = (lead_samples + hop_length - 1) // hop_length
+        fields = [flow.receptive_field for flow in self.flows]
+        self._lead_in_frames = (sum(fields) + hop_length - 1) // hop_length
+        # Flow f needs exact inputs only from Σ_{j ≥ f} R_j samples before a segment: its own lead-in,
+        # in whole frames (the later flows start later, see _synthesize_range).
+        self._flow_lead_frames = [
+            (sum(fields[f:]) + hop_length - 1) // hop_length for f in range(len(fields))
+        ]
 
     __jit_unused_properties__ = ["receptive_field"]
 
@@ -293,28 +298,30 @@ class IAFStudent(nn.Module):
         Returns:
             (B, N) waveform.
         """
+        self._check(z.shape[1], mel)
+        if chunk_frames < 1:
+            raise ValueError("chunk_frames must be ≥ 1")
+        if segments < 1:
+            raise ValueError("segments must be ≥ 1")
+        # No `with torch.no_grad()` around the fork/wait below: a scripted function may resume after
+        # `wait` on another thread, which would then restore the grad mode there, not here. Each part
+        # disables gradients itself.
         with torch.no_grad():
-            self._check(z.shape[1], mel)
-            if chunk_frames < 1:
-                raise ValueError("chunk_frames must be ≥ 1")
-            if segments < 1:
-                raise ValueError("segments must be ≥ 1")
             cond, repeat = self.upsampler.forward_factored(mel)
-            out = torch.empty_like(z)
-            bounds = self.segment_bounds(mel.shape[2], segments)
-            if len(bounds) == 1:
-                self._synthesize_range(z, cond, repeat, 0, mel.shape[2], chunk_frames, out)
-                return out
-            if torch.jit.is_scripting():
-                futures = [
-                    torch.jit.fork(self._synthesize_range, z, cond, repeat, first, last, chunk_frames, out)
-                    for first, last in bounds
-                ]
-                for future in futures:
-                    torch.jit.wait(future)
-            else:
-                self._synthesize_threads(z, cond, repeat, bounds, chunk_frames, out)
-            return out
+        out = torch.empty_like(z)
+        bounds = self.segment_bounds(mel.shape[2], segments)
+        if len(bounds) == 1:
+            self._synthesize_range(z, cond, repeat, 0, mel.shape[2], chunk_frames, out)
+        elif torch.jit.is_scripting():
+            futures = [
+                torch.jit.fork(self._synthesize_range, z, cond, repeat, first, last, chunk_frames, out)
+                for first, last in bounds
+            ]
+            for future in futures:
+                torch.jit.wait(future)
+        else:
+            self._synthesize_threads(z, cond, repeat, bounds, chunk_frames, out)
+        return out
 
     @torch.jit.unused
     def _synthesize_threads(
@@ -337,7 +344,7 @@ class IAFStudent(nn.Module):
 
         def work(bound: tuple[int, int]) -> int:
             torch.set_num_threads(1)
-            with torch.inference_mode(inference), torch.no_grad():
+            with torch.inference_mode(inference):
                 return self._synthesize_range(z, cond, repeat, bound[0], bound[1], chunk_frames, out)
 
         try:
@@ -351,11 +358,19 @@ class IAFStudent(nn.Module):
         """Frame ranges ``[(first, last), …]`` of :meth:`synthesize_from_noise`'s time segments.
 
         Segments shorter than their lead-in would mostly repeat work, so at most
-        ``frames // lead_in_frames`` segments are used (at least one).
+        ``frames // lead_in_frames`` segments are used (at least one). The work is balanced: every
+        segment but the first also evaluates its lead-in (on average over the flows ``c`` frames,
+        see ``_synthesize_range``), so the first is longer by that (``W`` frames first, ``W - c`` for
+        the others, ``W = (frames + (S - 1)·c) / S``).
         """
         lead = self.lead_in_frames()
         count = max(1, min(segments, frames // max(lead, 1)))
-        edges = [(frames * i) // count for i in range(count + 1)]
+        if count == 1:
+            return [(0, frames)]
+        cost = (sum(self._flow_lead_frames) + len(self._flow_lead_frames) - 1) // len(self._flow_lead_frames)
+        first = (frames + (count - 1) * cost) // count
+        rest = frames - first
+        edges = [0] + [first + (rest * i) // (count - 1) for i in range(count)]
         return [(edges[i], edges[i + 1]) for i in range(count)]
 
     @torch.jit.export
@@ -385,13 +400,31 @@ class IAFStudent(nn.Module):
             out: (B, N) output of the whole utterance (only the range is written).
 
         Returns:
-            The number of samples evaluated (lead-in included).
+            The number of flow-samples evaluated (Σ over flows of the samples each evaluated, lead-ins
+            included).
         """
+        with torch.no_grad():
+            return self._evaluate_range(z, cond, repeat, first_frame, last_frame, chunk_frames, out)
+
+    def _evaluate_range(
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor,
+        repeat: int,
+        first_frame: int,
+        last_frame: int,
+        chunk_frames: int,
+        out: torch.Tensor,
+    ) -> int:
+        """Body of :meth:`_synthesize_range` (gradients disabled by the caller)."""
         batch = z.shape[0]
         hop = self.hop_length
         begin = max(0, first_frame - self.lead_in_frames()) * hop
         emit = first_frame * hop
         total = last_frame * hop
+        # flow f starts (from silence) where its input must be exact: Σ_{j ≥ f} R_j before `emit`
+        flow_begin = [max(0, first_frame - lead) * hop for lead in self._flow_lead_frames]
+        evaluated = 0
         # Per network: rearranged weights, input histories and (frame-rate) conditioning projections.
         weights: list[StreamingWeights] = []
         histories: list[list[torch.Tensor]] = []
@@ -414,25 +447,34 @@ class IAFStudent(nn.Module):
             x = z[:, start:stop]
             net_index = 0
             for f, flow in enumerate(self.flows):
-                inputs = torch.cat([carries[f], x[:, :-1]], dim=1).t().unsqueeze(2)  # (n, B, 1)
-                carries[f] = x[:, -1:]
-                outputs: list[torch.Tensor] = []
-                for net in flow.nets:
-                    if repeat > 1:
-                        offset = begin // repeat
-                        block_cond = projections[net_index][
-                            start // repeat - offset : stop // repeat - offset
-                        ]
-                    else:
-                        block_cond = net.project_conditioning(cond[:, :, start:stop], weights[net_index])
-                    streamed = net.stream(
-                        inputs, block_cond, repeat, histories[net_index], weights[net_index]
-                    )
-                    outputs.append(streamed.permute(1, 2, 0))  # (B, C_out, n)
-                    net_index += 1
-                mu, log_s = flow._split(outputs)
-                x = torch.addcmul(mu, x, torch.exp(log_s))
+                # a flow starts where its input must be exact (every later flow starts later still)
+                if stop > flow_begin[f]:
+                    # the part of the block this flow evaluates (frame-aligned)
+                    skip = max(0, flow_begin[f] - start)
+                    part = x[:, skip:]
+                    inputs = torch.cat([carries[f], part[:, :-1]], dim=1).t().unsqueeze(2)  # (n, B, 1)
+                    carries[f] = part[:, -1:]
+                    outputs: list[torch.Tensor] = []
+                    for net in flow.nets:
+                        index = net_index
+                        net_index += 1
+                        if repeat > 1:
+                            offset = begin // repeat
+                            block_cond = projections[index][
+                                (start + skip) // repeat - offset : stop // repeat - offset
+                            ]
+                        else:
+                            block_cond = net.project_conditioning(
+                                cond[:, :, start + skip : stop], weights[index]
+                            )
+                        streamed = net.stream(inputs, block_cond, repeat, histories[index], weights[index])
+                        outputs.append(streamed.permute(1, 2, 0))  # (B, C_out, n)
+                    mu, log_s = flow._split(outputs)
+                    evaluated += stop - start - skip
+                    transformed = torch.addcmul(mu, part, torch.exp(log_s))
+                    # samples before `skip` are not needed by any later flow (they start later still)
+                    x = transformed if skip == 0 else torch.cat([x[:, :skip], transformed], dim=1)
             if stop > emit:
                 keep = max(start, emit)
                 out[:, keep:stop] = x[:, keep - start :]
-        return total - begin
+        return evaluated
