@@ -31,3 +31,12 @@ def sample_root() -> Path:
 def slt_root() -> Path:
     """The embedded real slt utterance (ARCTIC layout, 1 utterance)."""
     return SAMPLE_ROOT / "slt"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """A shared 2-core machine: a module that uses this (``pytestmark``) runs single-threaded."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -61,13 +61,7 @@ FRAMES = 8  # scored frames per segment
 MODSPEC = {"n": 16}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """A shared 2-core machine: these tests run single-threaded."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

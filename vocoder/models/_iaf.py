@@ -404,77 +404,66 @@ class IAFStudent(nn.Module):
             included).
         """
         with torch.no_grad():
-            return self._evaluate_range(z, cond, repeat, first_frame, last_frame, chunk_frames, out)
-
-    def _evaluate_range(
-        self,
-        z: torch.Tensor,
-        cond: torch.Tensor,
-        repeat: int,
-        first_frame: int,
-        last_frame: int,
-        chunk_frames: int,
-        out: torch.Tensor,
-    ) -> int:
-        """Body of :meth:`_synthesize_range` (gradients disabled by the caller)."""
-        batch = z.shape[0]
-        hop = self.hop_length
-        begin = max(0, first_frame - self.lead_in_frames()) * hop
-        emit = first_frame * hop
-        total = last_frame * hop
-        # flow f starts (from silence) where its input must be exact: Σ_{j ≥ f} R_j before `emit`
-        flow_begin = [max(0, first_frame - lead) * hop for lead in self._flow_lead_frames]
-        evaluated = 0
-        # Per network: rearranged weights, input histories and (frame-rate) conditioning projections.
-        weights: list[StreamingWeights] = []
-        histories: list[list[torch.Tensor]] = []
-        projections: list[torch.Tensor] = []
-        for setup_flow in self.flows:
-            for setup_net in setup_flow.nets:
-                w = setup_net.streaming_weights()
-                weights.append(w)
-                # Zero history = silence before `begin`; exact from `emit` on (see lead_in_frames).
-                histories.append(setup_net.init_history(batch, z.dtype, z.device))
-                if repeat > 1:
-                    frames = cond[:, :, begin // repeat : total // repeat]
-                    projections.append(setup_net.project_conditioning(frames, w))
-        # carries[f]: the last sample of flow f's input (the previous flow's output) in the previous
-        # block, i.e. the first sample of flow f's one-sample-delayed input in the current block.
-        carries = [torch.zeros(batch, 1, dtype=z.dtype, device=z.device) for _ in self.flow_layers]
-        block = chunk_frames * hop
-        for start in range(begin, total, block):
-            stop = min(start + block, total)
-            x = z[:, start:stop]
-            net_index = 0
-            for f, flow in enumerate(self.flows):
-                # a flow starts where its input must be exact (every later flow starts later still)
-                if stop > flow_begin[f]:
-                    # the part of the block this flow evaluates (frame-aligned)
-                    skip = max(0, flow_begin[f] - start)
-                    part = x[:, skip:]
-                    inputs = torch.cat([carries[f], part[:, :-1]], dim=1).t().unsqueeze(2)  # (n, B, 1)
-                    carries[f] = part[:, -1:]
-                    outputs: list[torch.Tensor] = []
-                    for net in flow.nets:
-                        index = net_index
-                        net_index += 1
-                        if repeat > 1:
-                            offset = begin // repeat
-                            block_cond = projections[index][
-                                (start + skip) // repeat - offset : stop // repeat - offset
-                            ]
-                        else:
-                            block_cond = net.project_conditioning(
-                                cond[:, :, start + skip : stop], weights[index]
+            batch = z.shape[0]
+            hop = self.hop_length
+            begin = max(0, first_frame - self.lead_in_frames()) * hop
+            emit = first_frame * hop
+            total = last_frame * hop
+            # flow f starts (from silence) where its input must be exact: Σ_{j ≥ f} R_j before `emit`
+            flow_begin = [max(0, first_frame - lead) * hop for lead in self._flow_lead_frames]
+            evaluated = 0
+            # Per network: rearranged weights, input histories and (frame-rate) conditioning projections.
+            weights: list[StreamingWeights] = []
+            histories: list[list[torch.Tensor]] = []
+            projections: list[torch.Tensor] = []
+            for setup_flow in self.flows:
+                for setup_net in setup_flow.nets:
+                    w = setup_net.streaming_weights()
+                    weights.append(w)
+                    # Zero history = silence before `begin`; exact from `emit` on (see lead_in_frames).
+                    histories.append(setup_net.init_history(batch, z.dtype, z.device))
+                    if repeat > 1:
+                        frames = cond[:, :, begin // repeat : total // repeat]
+                        projections.append(setup_net.project_conditioning(frames, w))
+            # carries[f]: the last sample of flow f's input (the previous flow's output) in the previous
+            # block, i.e. the first sample of flow f's one-sample-delayed input in the current block.
+            carries = [torch.zeros(batch, 1, dtype=z.dtype, device=z.device) for _ in self.flow_layers]
+            block = chunk_frames * hop
+            for start in range(begin, total, block):
+                stop = min(start + block, total)
+                x = z[:, start:stop]
+                net_index = 0
+                for f, flow in enumerate(self.flows):
+                    # a flow starts where its input must be exact (every later flow starts later still)
+                    if stop > flow_begin[f]:
+                        # the part of the block this flow evaluates (frame-aligned)
+                        skip = max(0, flow_begin[f] - start)
+                        part = x[:, skip:]
+                        inputs = torch.cat([carries[f], part[:, :-1]], dim=1).t().unsqueeze(2)  # (n, B, 1)
+                        carries[f] = part[:, -1:]
+                        outputs: list[torch.Tensor] = []
+                        for net in flow.nets:
+                            index = net_index
+                            net_index += 1
+                            if repeat > 1:
+                                offset = begin // repeat
+                                block_cond = projections[index][
+                                    (start + skip) // repeat - offset : stop // repeat - offset
+                                ]
+                            else:
+                                block_cond = net.project_conditioning(
+                                    cond[:, :, start + skip : stop], weights[index]
+                                )
+                            streamed = net.stream(
+                                inputs, block_cond, repeat, histories[index], weights[index]
                             )
-                        streamed = net.stream(inputs, block_cond, repeat, histories[index], weights[index])
-                        outputs.append(streamed.permute(1, 2, 0))  # (B, C_out, n)
-                    mu, log_s = flow._split(outputs)
-                    evaluated += stop - start - skip
-                    transformed = torch.addcmul(mu, part, torch.exp(log_s))
-                    # samples before `skip` are not needed by any later flow (they start later still)
-                    x = transformed if skip == 0 else torch.cat([x[:, :skip], transformed], dim=1)
-            if stop > emit:
-                keep = max(start, emit)
-                out[:, keep:stop] = x[:, keep - start :]
-        return evaluated
+                            outputs.append(streamed.permute(1, 2, 0))  # (B, C_out, n)
+                        mu, log_s = flow._split(outputs)
+                        evaluated += stop - start - skip
+                        transformed = torch.addcmul(mu, part, torch.exp(log_s))
+                        # samples before `skip` are not needed by any later flow (they start later still)
+                        x = transformed if skip == 0 else torch.cat([x[:, :skip], transformed], dim=1)
+                if stop > emit:
+                    keep = max(start, emit)
+                    out[:, keep:stop] = x[:, keep - start :]
+            return evaluated
