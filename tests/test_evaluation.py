@@ -23,6 +23,7 @@ from vocoder.dsp import mulaw_compress
 from vocoder.evaluation import (
     ANCHORS,
     METRICS,
+    ReferenceAnalysis,
     evaluate_folders,
     markdown_table,
     mel_cepstral_distortion,
@@ -332,3 +333,33 @@ def test_cli_bad_inputs_are_one_line_errors(run_eval, tmp_path, sample_root):
         assert "Traceback" not in out, case
     assert not (tmp_path / "out" / "scores.csv").exists()
 
+
+
+def test_reference_analysis_is_shared_and_changes_no_score(sample_root, monkeypatch):
+    import vocoder.evaluation._metrics as metrics
+
+    x = _short_speech(sample_root)
+    rng = np.random.default_rng(3)
+    systems = [x + 0.01 * rng.standard_normal(len(x)), 0.7 * x, x[: len(x) - 800]]  # last one shorter
+    expected = [score_pair(x, y, SR) for y in systems]
+    calls = {"harvest": 0, "cepstra": 0}
+    harvest, cepstra = metrics.harvest_f0, metrics.mel_cepstra
+
+    def counting_harvest(*args, **kwargs):
+        calls["harvest"] += 1
+        return harvest(*args, **kwargs)
+
+    def counting_cepstra(*args, **kwargs):
+        calls["cepstra"] += 1
+        return cepstra(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "harvest_f0", counting_harvest)
+    monkeypatch.setattr(metrics, "mel_cepstra", counting_cepstra)
+    analysis = ReferenceAnalysis(x, SR)
+    shared = [score_pair(x, y, SR, analysis) for y in systems]
+    for got, want in zip(shared, expected, strict=True):
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == want[key] or (math.isnan(got[key]) and math.isnan(want[key])), key
+    # one analysis of the reference per trimmed length (2 lengths) plus one per system
+    assert calls == {"harvest": 2 + 3, "cepstra": 2 + 3}

@@ -44,11 +44,9 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    work = tmp_path_factory.mktemp("recipe")
-    exp, cache = work / "exp", work / "cache"
-    proc = _run(
+def _run_tiny(work: Path) -> subprocess.CompletedProcess:
+    """Stages 1-4 on the sample corpus with the tiny settings, outputs under ``work``."""
+    return _run(
         "--stage",
         "1",
         "--root",
@@ -56,12 +54,18 @@ def finished(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         "--model",
         "lpcnet",
         "--exp",
-        str(exp),
+        str(work / "exp"),
         "--cache",
-        str(cache),
+        str(work / "cache"),
         *TINY,
         cwd=work,
     )
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("recipe")
+    proc = _run_tiny(work)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return work, proc
 
@@ -84,20 +88,7 @@ def test_stages_one_to_four_write_every_output(finished):
 
 def test_second_run_skips_finished_stages(finished):
     work, _ = finished
-    proc = _run(
-        "--stage",
-        "1",
-        "--root",
-        str(SAMPLE),
-        "--model",
-        "lpcnet",
-        "--exp",
-        str(work / "exp"),
-        "--cache",
-        str(work / "cache"),
-        *TINY,
-        cwd=work,
-    )
+    proc = _run_tiny(work)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("up to date") >= 2  # synthesis and report
     assert "already up to date 8" in proc.stdout  # the cache

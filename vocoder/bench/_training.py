@@ -144,13 +144,7 @@ def _train(
     name: str, recipe: str, overrides: Sequence[str], threads: int, steps: int, out_dir: str | None
 ) -> RecipeTrainingResult:
     """:func:`train_recipe` at the current torch thread count."""
-    import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from vocoder.cli.train import validate
-    from vocoder.data import FeatureSettings, ensure_prepared
-    from vocoder.training import Trainer
+    from vocoder.cli.train import build_trainer
 
     loop = [
         f"trainer.max_steps={2 * steps}",
@@ -165,36 +159,9 @@ def _train(
     if out_dir is not None:
         loop.append(f"trainer.out_dir={out_dir}")
     cfg = compose_recipe(recipe, [*overrides, *loop])
-    typed = validate(cfg)
-    settings = typed["settings"]
-    features = FeatureSettings(**OmegaConf.to_container(cfg.data.features, resolve=True))
-    cache_dir = ensure_prepared(typed["data"], progress=False)
-    torch.manual_seed(settings.seed)
-    model = instantiate(cfg.model, _convert_="all")
-    weights = dict(OmegaConf.to_container(cfg.loss.weights, resolve=True))
-    loss_section = OmegaConf.create(OmegaConf.to_container(cfg.loss, resolve=True))
-    loss_section.pop("weights")
-    module = instantiate(loss_section, _partial_=True, _convert_="all")(
-        model=model, cache_dir=str(cache_dir), features=features
-    )
-    optim_section = OmegaConf.create(OmegaConf.to_container(cfg.optim, resolve=True))
-    scheduler_section = optim_section.pop("scheduler", None)
-
-    def optimizer_factory(params):
-        return instantiate(optim_section, _partial_=True, _convert_="all")(params)
-
-    def scheduler_factory(optimizer):
-        return instantiate(scheduler_section, _partial_=True, _convert_="all")(optimizer)
-
-    trainer = Trainer(
-        module,
-        optimizer_factory,
-        scheduler_factory if scheduler_section else None,
-        settings,
-        loss_weights=weights,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        log=_log_to_stderr,
-    )
+    trainer = build_trainer(cfg, log=_log_to_stderr, progress=False)
+    settings = trainer.settings
+    model = trainer.module.model
     scalars = trainer.fit()
     return RecipeTrainingResult(
         name=name,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,17 @@ def _job_out_dir(out_dir: str) -> str:
     return str(Path(out_dir) / (job.override_dirname or f"job{job.num}"))
 
 
-def run(cfg: DictConfig) -> None:
-    """Validate, prepare the corpus if needed, build everything and train."""
+def build_trainer(cfg: DictConfig, *, log: Callable[[str], None] = print, progress: bool | None = None):
+    """Validate, prepare the corpus if needed and build model, training module, optimizer and trainer.
+
+    Args:
+        cfg: the composed ``train`` config.
+        log: where the trainer's one-line messages go.
+        progress: progress bar of the corpus preparation (None: on a terminal only).
+
+    Returns:
+        The :class:`vocoder.training.Trainer`, ready to ``fit()``.
+    """
     import torch
     from hydra.utils import instantiate
 
@@ -86,7 +96,7 @@ def run(cfg: DictConfig) -> None:
     settings = typed["settings"]
     settings.out_dir = _job_out_dir(settings.out_dir)
     features = FeatureSettings(**OmegaConf.to_container(cfg.data.features, resolve=True))
-    cache_dir = ensure_prepared(typed["data"])
+    cache_dir = ensure_prepared(typed["data"], progress=progress)
     torch.manual_seed(settings.seed)  # model initialization follows the run's seed
     model = instantiate(cfg.model, _convert_="all")
     # objects are passed to the partial, not through instantiate (which would turn them into configs)
@@ -101,14 +111,20 @@ def run(cfg: DictConfig) -> None:
     def scheduler_factory(optimizer):
         return instantiate(scheduler_cfg, _partial_=True, _convert_="all")(optimizer)
 
-    trainer = Trainer(
+    return Trainer(
         module,
         optimizer_factory,
         scheduler_factory if scheduler_cfg else None,
         settings,
         loss_weights=dict(OmegaConf.to_container(cfg.loss.weights, resolve=True)),
         config=OmegaConf.to_container(cfg, resolve=True),
+        log=log,
     )
+
+
+def run(cfg: DictConfig) -> None:
+    """Validate, prepare the corpus if needed, build everything and train."""
+    trainer = build_trainer(cfg)
     trainer.fit()
     if trainer.dist.is_main:
         print(f"checkpoints: {trainer.checkpoint_dir} (last.pt holds the EMA weights used for synthesis)")

@@ -3,6 +3,7 @@
 from vocoder.evaluation._anchors import ANCHORS, griffin_lim_from_mel, mulaw_8bit, world_resynthesis
 from vocoder.evaluation._metrics import (
     PitchScores,
+    ReferenceAnalysis,
     harvest_f0,
     mel_cepstra,
     mel_cepstral_distortion,
@@ -22,6 +23,7 @@ from vocoder.evaluation._report import (
 )
 
 __all__ = [
+    "ReferenceAnalysis",
     "ANCHORS",
     "METRICS",
     "EvaluationError",

@@ -90,14 +90,48 @@ def mel_cepstra(x: np.ndarray, sample_rate: int = 16000, order: int = MCEP_ORDER
     return mc, energy_db
 
 
+class ReferenceAnalysis:
+    """The reference's mel-cepstra and harvest F0, computed once and shared by every system scored on it.
+
+    The metrics trim both signals to the shorter one, so the analyses are kept per trimmed length
+    (usually one: the systems are as long as the reference).
+
+    Args:
+        reference: the natural waveform.
+        sample_rate: its rate in Hz.
+    """
+
+    def __init__(self, reference: np.ndarray, sample_rate: int = 16000) -> None:
+        self.reference = reference
+        self.sample_rate = sample_rate
+        self._cepstra: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._f0: dict[int, np.ndarray] = {}
+
+    def _head(self, length: int) -> np.ndarray:
+        return np.asarray(self.reference[:length], dtype=np.float64)
+
+    def cepstra(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`mel_cepstra` of the first ``length`` samples."""
+        if length not in self._cepstra:
+            self._cepstra[length] = mel_cepstra(self._head(length), self.sample_rate)
+        return self._cepstra[length]
+
+    def f0(self, length: int) -> np.ndarray:
+        """:func:`harvest_f0` of the first ``length`` samples."""
+        if length not in self._f0:
+            self._f0[length] = harvest_f0(self._head(length), self.sample_rate)
+        return self._f0[length]
+
+
 def mel_cepstral_distortion(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000,
-                            silence_db: float = 40.0) -> float:
+                            silence_db: float = 40.0, analysis: ReferenceAnalysis | None = None) -> float:
     """MCD in dB over coefficients 1–24 (α = 0.42), frames within ``silence_db`` of the loudest kept.
 
     ``MCD = 10 / ln 10 · sqrt(2 Σ_d (c_d − ĉ_d)²)``, averaged over the reference's non-silent frames.
+    ``analysis`` (of ``reference``) reuses the reference's cepstra across calls.
     """
     ref, syn = _align(reference, synthesized)
-    mc_ref, energy = mel_cepstra(ref, sample_rate)
+    mc_ref, energy = analysis.cepstra(len(ref)) if analysis else mel_cepstra(ref, sample_rate)
     mc_syn, _ = mel_cepstra(syn, sample_rate)
     speech = energy > energy.max() - silence_db
     diff = mc_ref[speech, 1:] - mc_syn[speech, 1:]
@@ -123,10 +157,15 @@ class PitchScores:
     fine_pitch_error_cents: float
 
 
-def pitch_scores(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> PitchScores:
-    """Compare harvest F0 tracks of both signals (frames voiced in both for the pitch errors)."""
+def pitch_scores(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000,
+                 analysis: ReferenceAnalysis | None = None) -> PitchScores:
+    """Compare harvest F0 tracks of both signals (frames voiced in both for the pitch errors).
+
+    ``analysis`` (of ``reference``) reuses the reference's F0 track across calls.
+    """
     ref, syn = _align(reference, synthesized)
-    f0_ref, f0_syn = harvest_f0(ref, sample_rate), harvest_f0(syn, sample_rate)
+    f0_ref = analysis.f0(len(ref)) if analysis else harvest_f0(ref, sample_rate)
+    f0_syn = harvest_f0(syn, sample_rate)
     count = min(len(f0_ref), len(f0_syn))
     f0_ref, f0_syn = f0_ref[:count], f0_syn[:count]
     voiced_ref, voiced_syn = f0_ref > 0, f0_syn > 0
@@ -140,13 +179,14 @@ def pitch_scores(reference: np.ndarray, synthesized: np.ndarray, sample_rate: in
     return PitchScores(vuv, float(np.mean(gross)), float(np.mean(cents)) if cents.size else float("nan"))
 
 
-def score_pair(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
-    """Every metric for one utterance as a flat dict."""
-    pitch = pitch_scores(reference, synthesized, sample_rate)
+def score_pair(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000,
+               analysis: ReferenceAnalysis | None = None) -> dict[str, float]:
+    """Every metric for one utterance as a flat dict (``analysis``: see :class:`ReferenceAnalysis`)."""
+    pitch = pitch_scores(reference, synthesized, sample_rate, analysis)
     return {
         "pesq_wb": pesq_wb(reference, synthesized, sample_rate),
         "stoi": stoi(reference, synthesized, sample_rate),
-        "mcd_db": mel_cepstral_distortion(reference, synthesized, sample_rate),
+        "mcd_db": mel_cepstral_distortion(reference, synthesized, sample_rate, analysis=analysis),
         "vuv_error": pitch.vuv_error,
         "gpe": pitch.gross_pitch_error,
         "fpe_cents": pitch.fine_pitch_error_cents,

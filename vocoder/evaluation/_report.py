@@ -13,7 +13,7 @@ import numpy as np
 
 from vocoder.data import load_audio
 from vocoder.evaluation._anchors import ANCHORS
-from vocoder.evaluation._metrics import score_pair
+from vocoder.evaluation._metrics import ReferenceAnalysis, score_pair
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 
 logger = logging.getLogger(__name__)
@@ -60,11 +60,13 @@ def _score_one(args: tuple[str, Path, Path, int, tuple[str, ...]]) -> list[dict[
     uid, ref_path, syn_path, sample_rate, systems = args
     reference = load_audio(ref_path, sample_rate)
     synthesized = load_audio(syn_path, sample_rate)
-    rows = [{"utterance": uid, "system": "vocoder", **score_pair(reference, synthesized, sample_rate)}]
-    for name in systems:
-        anchor = ANCHORS[name](reference, sample_rate)
-        rows.append({"utterance": uid, "system": name, **score_pair(reference, anchor, sample_rate)})
-    return rows
+    # the reference is analysed once for the vocoder and every anchor
+    analysis = ReferenceAnalysis(reference, sample_rate)
+    scored = [("vocoder", synthesized)] + [(name, ANCHORS[name](reference, sample_rate)) for name in systems]
+    return [
+        {"utterance": uid, "system": name, **score_pair(reference, audio, sample_rate, analysis)}
+        for name, audio in scored
+    ]
 
 
 def evaluate_folders(

@@ -39,7 +39,6 @@ from vocoder.losses._logistic import sample_logistic
 from vocoder.losses._spectral import PowerLoss, STFTLoss
 from vocoder.models._wavenet import freeze
 from vocoder.training._checkpoint import CheckpointError
-from vocoder.training._module import Example
 from vocoder.training._wavenet_task import MelConditionedTask, normalize_mel
 
 AUXILIARY_TERMS = ("l1", "stft_sc", "stft_mag", "power", "modspec")
@@ -148,22 +147,8 @@ class _StudentTask(MelConditionedTask):
             terms["modspec"] = self.modspec_loss(self.log_mel_frames(generated), self.log_mel_frames(natural))
         return terms
 
-    @torch.no_grad()
-    def synthesize_examples(self, model: nn.Module, count: int) -> list[Example]:
-        if self.example_seconds <= 0:
-            return []
-        examples = []
-        for uid, mel, reference in self.example_excerpts(count):
-            audio = model.synthesize(self.example_mel(mel), seed=0)[0]
-            examples.append(
-                Example(
-                    name=uid,
-                    audio=audio.float().cpu().numpy(),
-                    reference=reference,
-                    sample_rate=self.features.sample_rate,
-                )
-            )
-        return examples
+    def generate_example(self, model: nn.Module, mel: torch.Tensor) -> torch.Tensor:
+        return model.synthesize(mel, seed=0)[0]
 
 
 class IAFTask(_StudentTask):

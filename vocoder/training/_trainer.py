@@ -258,7 +258,7 @@ class Trainer:
         self.module.load_extra_state(state.get("module", {}))
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``step_XXXXXXXX.pt`` atomically, point ``last.pt`` at it, prune old ones (rank 0)."""
+        """Write ``step_<8-digit step>.pt`` atomically, point ``last.pt`` at it, prune old ones (rank 0)."""
         if not self.dist.is_main:
             return None
         path = save_atomic(self.state_dict(), self.checkpoint_dir / f"step_{self.step:08d}.pt")

@@ -12,6 +12,7 @@ checkpoint, the student with those of its cache.
 
 from __future__ import annotations
 
+import abc
 import math
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,24 @@ class MelConditionedTask(TrainingModule):
         tensor = torch.from_numpy(np.ascontiguousarray(mel.T)).unsqueeze(0).to(self.mel_mean.device)
         return self.normalize(tensor)
 
+    @abc.abstractmethod
+    def generate_example(self, model: nn.Module, mel: torch.Tensor) -> torch.Tensor:
+        """One waveform (N,) from a normalized (1, n_mels, F) log-mel (the model family's synthesis)."""
+
+    @torch.no_grad()
+    def synthesize_examples(self, model: nn.Module, count: int) -> list[Example]:
+        if self.example_seconds <= 0:
+            return []
+        return [
+            Example(
+                name=uid,
+                audio=self.generate_example(model, self.example_mel(mel)).float().cpu().numpy(),
+                reference=reference,
+                sample_rate=self.features.sample_rate,
+            )
+            for uid, mel, reference in self.example_excerpts(count)
+        ]
+
 
 class WaveNetTask(MelConditionedTask):
     """Trains :class:`vocoder.models.WaveNetTeacher` by teacher forcing.
@@ -204,19 +223,5 @@ class WaveNetTask(MelConditionedTask):
     def validation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"nll": self._nll(model, batch)}
 
-    @torch.no_grad()
-    def synthesize_examples(self, model: nn.Module, count: int) -> list[Example]:
-        if self.example_seconds <= 0:
-            return []
-        examples = []
-        for uid, mel, reference in self.example_excerpts(count):
-            audio = model.generate(self.example_mel(mel))[0]
-            examples.append(
-                Example(
-                    name=uid,
-                    audio=audio.float().cpu().numpy(),
-                    reference=reference,
-                    sample_rate=self.features.sample_rate,
-                )
-            )
-        return examples
+    def generate_example(self, model: nn.Module, mel: torch.Tensor) -> torch.Tensor:
+        return model.generate(mel)[0]
