@@ -153,6 +153,7 @@ def test_anchors_return_same_length_audio_close_to_the_input(sample_root):
         y = anchor(x, SR)
         assert y.shape == x.shape and y.dtype == np.float32 and np.all(np.isfinite(y)), name
         assert stoi(x, y, SR) > 0.85, name
+        np.testing.assert_array_equal(anchor(x, SR), y, err_msg=f"{name} is not deterministic")
     # 8-bit μ-law: every sample within half a code step (1/255) in the companded domain
     error = np.abs(mulaw_compress(mulaw_8bit(x).astype(np.float64), 8) - mulaw_compress(x, 8))
     assert error.max() <= 1 / 255 + 1e-6
