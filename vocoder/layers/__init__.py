@@ -1,6 +1,29 @@
 """layers package."""
 
+from vocoder.layers._dual_softmax import DualSoftmax, join_levels, split_levels
 from vocoder.layers._dualfc import DualFC
+from vocoder.layers._gru_kernels import (
+    gru_backward_step,
+    gru_forward_step,
+    input_gates_backward,
+    input_gates_forward,
+)
+from vocoder.layers._simd import (
+    BLOCK_ROWS,
+    FASTMATH,
+    block_gemv,
+    block_gemv2,
+    block_gemv4,
+    dense_gemv,
+    dense_gemv2,
+    dense_gemv4,
+    one_like,
+    pack_blocks,
+    pack_dense,
+    vexp,
+    vsigmoid,
+    vtanh,
+)
 from vocoder.layers._sparsity import GRU_GATES, BlockSparsifier, SparseTarget
 from vocoder.layers._upsample import RepeatUpsampler, TransposedConvUpsampler, build_upsampler
 from vocoder.layers._wavenet import (
@@ -17,6 +40,7 @@ __all__ = [
     "GRU_GATES",
     "BlockSparsifier",
     "DualFC",
+    "DualSoftmax",
     "SparseTarget",
     # WaveNet blocks and upsamplers
     "CausalConv1d",
@@ -29,4 +53,26 @@ __all__ = [
     "build_upsampler",
     "shift_right",
     "wavenet_dilations",
+    # numba kernels shared by LPCNet training (models) and the fast sampler (inference)
+    "BLOCK_ROWS",
+    "FASTMATH",
+    "block_gemv",
+    "block_gemv2",
+    "block_gemv4",
+    "dense_gemv",
+    "dense_gemv2",
+    "dense_gemv4",
+    "gru_backward_step",
+    "gru_forward_step",
+    "input_gates_backward",
+    "input_gates_forward",
+    "one_like",
+    "pack_blocks",
+    "pack_dense",
+    "vexp",
+    "vsigmoid",
+    "vtanh",
+    # 16-bit categorical output (coarse, then fine given coarse)
+    "join_levels",
+    "split_levels",
 ]
