@@ -20,7 +20,8 @@ from vocoder.inference import (
     tempered_distribution,
 )
 from vocoder.inference._lpcnet_fast import _mulaw_encode, mulaw_decision_levels
-from vocoder.inference._simd import (
+from vocoder.layers import BlockSparsifier, DualFC
+from vocoder.layers._simd import (
     FASTMATH,
     block_gemv,
     block_gemv2,
@@ -34,7 +35,6 @@ from vocoder.inference._simd import (
     vsigmoid,
     vtanh,
 )
-from vocoder.layers import BlockSparsifier, DualFC
 from vocoder.models import LPCNet, gru_sequence
 from vocoder.models._lpcnet import _InputGates
 

@@ -6,9 +6,9 @@ What makes it fast (per sample and utterance, paper-size model at 10 % density):
   computed once per frame — no embedding or input product at sample rate;
 * GRU_A's recurrent matrix is stored as compressed 16×1 blocks (block-column index lists per
   16-row block row, diagonal kept apart as a vector) and multiplied with 16-wide vector FMAs
-  (:func:`vocoder.inference._simd.block_gemv`), so only the ~10 % kept blocks cost anything;
+  (:func:`vocoder.layers._simd.block_gemv`), so only the ~10 % kept blocks cost anything;
 * GRU_B's input and recurrent products and the DualFC are dense products with the output vectors
-  held in registers (:func:`vocoder.inference._simd.dense_gemv`);
+  held in registers (:func:`vocoder.layers._simd.dense_gemv`);
 * sigmoid/tanh/exp are vectorizable polynomials; all buffers are allocated once per call.
 
 The algorithm, the float64 signal/LPC arithmetic and the RNG contract are those of
@@ -39,7 +39,7 @@ from vocoder.inference._lpcnet_sampling import (
     prepare_synthesis,
     synthesize_reference,
 )
-from vocoder.inference._simd import (
+from vocoder.layers import (
     FASTMATH,
     block_gemv,
     block_gemv2,
@@ -64,8 +64,8 @@ class PackedLPCNet:
     """Sample-rate weights of an :class:`~vocoder.models.LPCNet` in the fast kernel's layout.
 
     The block-sparse matrix is a ``(row_ptr, col_idx, blocks)`` triple (see
-    :func:`~vocoder.inference._simd.pack_blocks`); dense ones are transposed and flat (see
-    :func:`~vocoder.inference._simd.pack_dense`); rows are padded to multiples of 16.
+    :func:`~vocoder.layers._simd.pack_blocks`); dense ones are transposed and flat (see
+    :func:`~vocoder.layers._simd.pack_dense`); rows are padded to multiples of 16.
 
     Attributes:
         hidden_a, hidden_b, levels: GRU_A units, GRU_B units, μ-law levels.
@@ -181,7 +181,7 @@ def _mulaw_decode(code, mu):
 
 @njit(inline="always")
 def _sparse_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
-    """:func:`~vocoder.inference._simd.block_gemv` for ``group`` ∈ {1, 2, 4} utterances."""
+    """:func:`~vocoder.layers._simd.block_gemv` for ``group`` ∈ {1, 2, 4} utterances."""
     if group == 4:
         block_gemv4(row_ptr, col_idx, blocks, x, x_stride, y, y_stride)
     elif group == 2:
@@ -192,7 +192,7 @@ def _sparse_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
 
 @njit(inline="always")
 def _dense_product(group, weights_t, x, x_stride, y, y_stride):
-    """:func:`~vocoder.inference._simd.dense_gemv` for ``group`` ∈ {1, 2, 4} utterances."""
+    """:func:`~vocoder.layers._simd.dense_gemv` for ``group`` ∈ {1, 2, 4} utterances."""
     if group == 4:
         dense_gemv4(weights_t, x, x_stride, y, y_stride)
     elif group == 2:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from vocoder.inference._simd import FASTMATH, one_like, vsigmoid, vtanh
+from vocoder.layers._simd import FASTMATH, one_like, vsigmoid, vtanh
 
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocoder.inference._gru_kernels import (
+from vocoder.layers import (
     gru_backward_step,
     gru_forward_step,
     input_gates_backward,
