@@ -4,6 +4,14 @@ from vocoder.training._checkpoint import CheckpointError, find_resumable, load_c
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
 from vocoder.training._feature_task import MGEFeatureTask, load_feature_converter
+from vocoder.training._frozen import (
+    FeatureConsistencyLoss,
+    FrozenModule,
+    LPCNetFrameEmbedding,
+    is_frozen,
+    lpcnet_frame_embedding,
+    mark_frozen,
+)
 from vocoder.training._iaf_task import IAFDistillTask, IAFTask, load_teacher
 from vocoder.training._lpcnet_task import LPCNetTask
 from vocoder.training._module import Example, TrainingModule
@@ -19,9 +27,12 @@ __all__ = [
     "DistributedContext",
     "Example",
     "ExponentialDecayLR",
+    "FeatureConsistencyLoss",
+    "FrozenModule",
     "IAFDistillTask",
     "IAFTask",
     "InverseDecayLR",
+    "LPCNetFrameEmbedding",
     "LPCNetTask",
     "MGEFeatureTask",
     "MelConditionedTask",
@@ -34,10 +45,13 @@ __all__ = [
     "WaveNetTask",
     "find_resumable",
     "history_frames_for",
+    "is_frozen",
     "load_checkpoint",
     "load_feature_converter",
     "load_teacher",
+    "lpcnet_frame_embedding",
     "lpcnet_training_inputs",
+    "mark_frozen",
     "normalize_mel",
     "save_atomic",
 ]

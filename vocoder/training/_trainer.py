@@ -30,6 +30,7 @@ from vocoder.training._checkpoint import (
 )
 from vocoder.training._distributed import DistributedContext, any_rank, init_distributed, shutdown_distributed
 from vocoder.training._ema import EMA
+from vocoder.training._frozen import frozen_parameters_in
 from vocoder.training._module import TrainingModule
 from vocoder.training._sampler import ResumableSampler
 
@@ -166,6 +167,12 @@ class Trainer:
         random.seed(settings.seed + self.dist.rank)
         self.module.to(self.device)
         self.optimizer = self.optimizer_factory(list(self.module.trainable_parameters()))
+        frozen = frozen_parameters_in(self.optimizer)
+        if frozen:
+            raise TrainingError(
+                f"the optimizer holds {frozen} parameter(s) of a network marked frozen; hold pretrained "
+                "networks in vocoder.training.FrozenModule, not as plain submodules or trainable parameters"
+            )
         self.scheduler = self.scheduler_factory(self.optimizer) if self.scheduler_factory else None
         self.ema = EMA(self.module.model, decay=settings.ema_decay, warmup=settings.ema_warmup)
         self._maybe_resume()
