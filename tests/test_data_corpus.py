@@ -12,6 +12,7 @@ import soundfile as sf
 from vocoder.data import (
     BadAudioError,
     CorpusError,
+    choose_split_sizes,
     list_utterances,
     load_audio,
     read_transcripts,
@@ -122,6 +123,45 @@ def test_splits_too_small_corpus(count, n_eval, n_dev):
         CorpusError, match=f"has {count} utterances, too few for n_eval={n_eval} \\+ n_dev={n_dev}"
     ):
         split_ids([f"u{i:03d}" for i in range(count)], n_eval, n_dev)
+
+
+@pytest.mark.parametrize(
+    "count, n_eval, n_dev, expected",
+    [
+        (3, None, None, (1, 1, 1)),
+        (5, None, None, (3, 1, 1)),
+        (33, None, None, (27, 3, 3)),
+        (999, None, None, (801, 99, 99)),
+        (1000, None, None, (800, 100, 100)),
+        (1132, None, None, (932, 100, 100)),
+        (33, 2, 5, (26, 5, 2)),  # explicit sizes are kept as given
+        (33, 30, None, (1, 2, 30)),  # the unset one takes what the explicit one leaves
+        (5, 2, None, (2, 1, 2)),
+    ],
+)
+def test_choose_split_sizes(count, n_eval, n_dev, expected):
+    choice = choose_split_sizes(count, n_eval, n_dev)
+    assert (choice.n_train, choice.n_dev, choice.n_eval) == expected
+    line = choice.describe()
+    assert line.startswith(f"split: train {expected[0]}, dev {expected[1]}, eval {expected[2]} (")
+    assert "\n" not in line
+    assert choice.adapted == (None in (n_eval, n_dev) and count < 1000)
+    assert ("small corpus" in line) == (n_eval is None and n_dev is None and count < 1000)
+
+
+@pytest.mark.parametrize(
+    "count, n_eval, n_dev, message",
+    [
+        (2, None, None, "2 usable utterances are too few for a train, a dev and an eval split"),
+        (0, None, None, "0 usable utterances are too few"),
+        (33, 100, 100, "33 usable utterances are too few for n_eval=100 \\+ n_dev=100"),
+        (31, 30, None, "31 usable utterances are too few for n_eval=30 \\+ n_dev=auto"),
+        (10, -1, None, "data.splits.n_eval: split sizes must be >= 0"),
+    ],
+)
+def test_choose_split_sizes_impossible(count, n_eval, n_dev, message):
+    with pytest.raises(CorpusError, match=message):
+        choose_split_sizes(count, n_eval, n_dev)
 
 
 def test_splits_reject_duplicates_and_negative_sizes():

@@ -240,7 +240,9 @@ def test_on_error_skip_lists_bad_files(sample_root, tmp_path, num_workers):
     assert {s.id: s.reason for s in result.skipped} == reasons
     assert {s.id: s.wav for s in result.skipped} == {i: root / "wav" / f"{i}.wav" for i in reasons}
     ids = [u.id for u in list_utterances(root)]  # 10 ids: bad ones at both ends
-    assert dict(result.splits) == {"train": tuple(ids[1:6]), "dev": tuple(ids[6:8]), "eval": (ids[8],)}
+    # the split is decided over the 8 usable utterances: no split loses one to a broken file
+    assert dict(result.splits) == {"train": tuple(ids[1:5]), "dev": tuple(ids[5:7]), "eval": tuple(ids[7:9])}
+    assert result.split == "split: train 4, dev 2, eval 2 (data.splits.n_eval=2, n_dev=2 as set)"
     summary = result.summary()
     for utterance_id, reason in reasons.items():
         assert f"skipped {utterance_id}: {reason} ({root / 'wav' / utterance_id}.wav)" in summary
@@ -270,13 +272,49 @@ def test_no_usable_training_utterance(tmp_path):
     (root / "wav").mkdir(parents=True)
     for index in range(4):
         sf.write(root / "wav" / f"u{index}.wav", np.zeros(3200) if index < 2 else 0.1 * np.ones(3200), 16000)
-    with pytest.raises(CorpusError, match="no usable utterance in the train split"):
+    too_few = "2 usable utterances are too few for n_eval=1 \\+ n_dev=1"
+    with pytest.raises(CorpusError, match=too_few) as error:
         prepare_corpus(root, tmp_path / "cache", SETTINGS, n_eval=1, n_dev=1, num_workers=0, progress=False)
+    message = str(error.value)
+    assert "\n" not in message and "2 unusable files were left out" in message
+    assert all(f"{root / 'wav' / f'u{index}.wav'} (all samples are zero" in message for index in (0, 1))
 
 
 def test_too_small_for_the_splits(sample_root, tmp_path):
-    with pytest.raises(CorpusError, match="has 6 utterances, too few for n_eval=4 \\+ n_dev=4"):
+    with pytest.raises(CorpusError, match="6 usable utterances are too few for n_eval=4 \\+ n_dev=4"):
         prepare_corpus(sample_root, tmp_path / "cache", SETTINGS, n_eval=4, n_dev=4, limit=6, num_workers=0)
+
+
+def test_default_split_sizes_adapt_to_a_small_corpus_with_broken_files(sample_root, tmp_path):
+    """Unset sizes on 8 good + 3 broken files: the broken ones are named, the split fits the 8."""
+    root = _copy_corpus(sample_root, tmp_path / "corpus", 8)
+    (root / "wav" / "arctic_a0000.wav").write_bytes(b"")  # empty
+    (root / "wav" / "arctic_b0001.wav").write_text("not audio\n")  # not audio
+    good = next(iter(sorted((root / "wav").glob("arctic_a*.wav"))[1:]))
+    (root / "wav" / "arctic_b9999.wav").write_bytes(good.read_bytes()[:60])  # truncated in its header
+    cache = tmp_path / "cache"
+    result = prepare_corpus(root, cache, SETTINGS, num_workers=0, progress=False)
+    assert sorted(s.id for s in result.skipped) == ["arctic_a0000", "arctic_b0001", "arctic_b9999"]
+    assert {name: len(ids) for name, ids in result.splits.items()} == {"train": 6, "dev": 1, "eval": 1}
+    assert result.split.startswith("split: train 6, dev 1, eval 1 (a small corpus of 8 usable utterances")
+    assert result.split in result.summary().splitlines()[2]
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["splits"] == {
+        "n_eval": 1,
+        "n_dev": 1,
+        "requested": {"n_eval": None, "n_dev": None},
+        "adapted": True,
+        "line": result.split,
+    }
+    again = prepare_corpus(root, cache, SETTINGS, num_workers=0, progress=False)
+    assert (again.computed, again.up_to_date, again.split) == (0, 8, result.split)
+    # an explicit size the corpus cannot hold is one line that also names every broken file
+    with pytest.raises(CorpusError) as error:
+        prepare_corpus(root, tmp_path / "cache2", SETTINGS, n_eval=4, n_dev=4, num_workers=0, progress=False)
+    message = str(error.value)
+    assert "8 usable utterances are too few for n_eval=4 + n_dev=4" in message and "\n" not in message
+    for name in ("arctic_a0000", "arctic_b0001", "arctic_b9999"):
+        assert f"{root / 'wav' / name}.wav (" in message
 
 
 def test_interruption_leaves_only_complete_entries(sample_root, tmp_path, monkeypatch):

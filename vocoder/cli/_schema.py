@@ -71,15 +71,23 @@ class FeaturesConfig(_FeaturesFields):
 
 @dataclass
 class SplitsConfig:
-    """``data.splits``: sizes of the eval and dev splits (the last utterances in sorted id order)."""
+    """``data.splits``: sizes of the eval and dev splits (the last utterances in sorted id order).
 
-    n_eval: int = 100
-    n_dev: int = 100
+    ``None`` (the default) chooses for the corpus: 100 each from 1,000 usable utterances on, 10 %
+    each (at least one) below (:func:`vocoder.data.choose_split_sizes`). A value that is set is kept
+    as given; one the corpus cannot hold is an error when the corpus is prepared.
+    """
+
+    n_eval: int | None = None
+    n_dev: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("n_eval", "n_dev"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"data.splits.{key}: must be >= 1, got {getattr(self, key)}")
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(
+                    f"data.splits.{key}: must be >= 1, got {value} (or null: chosen for the corpus)"
+                )
 
 
 @dataclass

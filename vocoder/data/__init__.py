@@ -35,14 +35,24 @@ from vocoder.data._prepare import (
     prepare_data,
 )
 from vocoder.data._settings import FeatureSettings
-from vocoder.data._splits import SPLITS, split_ids, write_splits
+from vocoder.data._splits import (
+    DEFAULT_SPLIT_SIZE,
+    SMALL_CORPUS_FRACTION,
+    SPLITS,
+    SplitChoice,
+    choose_split_sizes,
+    split_ids,
+    write_splits,
+)
 
 __all__ = [
     "ARCTIC_SPEAKERS",
     "DEFAULT_BASE_URL",
+    "DEFAULT_SPLIT_SIZE",
     "KNOWN_CHECKSUMS",
     "LPCNetSegments",
     "MelSegments",
+    "SMALL_CORPUS_FRACTION",
     "SPLITS",
     "ArchiveChecksum",
     "BadAudioError",
@@ -55,9 +65,11 @@ __all__ = [
     "FeatureSettings",
     "PreparedCorpus",
     "SkippedFile",
+    "SplitChoice",
     "Utterance",
     "arctic_archive_name",
     "arctic_url",
+    "choose_split_sizes",
     "compute_features",
     "download",
     "ensure_prepared",

@@ -10,8 +10,10 @@ Cache layout (read by :mod:`vocoder.data._datasets` and others; keep it stable):
                               fingerprint () str — FeatureSettings.fingerprint() of the entry
       manifest.json           {"fingerprint", "settings", "root", "utterances": [{"id", "wav",
                               "frames", "samples", "text"}], "skipped": [{"id", "wav", "reason"}],
-                              "splits": {"n_eval", "n_dev"}, "limit", "version"}
-      splits/{train,dev,eval}.txt   utterance ids, one a line (rule: :mod:`vocoder.data._splits`)
+                              "splits": {"n_eval", "n_dev", "requested": {"n_eval", "n_dev"},
+                              "adapted", "line"}, "limit", "version"}
+      splits/{train,dev,eval}.txt   utterance ids, one a line (rule: :mod:`vocoder.data._splits`),
+                              decided over the usable utterances once every file has been read
       stats.npz               mel_mean, mel_std (n_mels,), features_mean, features_std (20,) float32,
                               population statistics over every frame of the train split
 
@@ -45,7 +47,7 @@ from vocoder.data._download import DEFAULT_BASE_URL, fetch_arctic
 from vocoder.data._errors import BadAudioError, CorpusError
 from vocoder.data._fsutil import directory_lock, remove_stale_temporaries, write_atomic
 from vocoder.data._settings import FeatureSettings
-from vocoder.data._splits import SPLITS, split_ids, write_splits
+from vocoder.data._splits import SPLITS, SplitChoice, choose_split_sizes, split_ids, write_splits
 from vocoder.dsp import log_mel_spectrogram, lpcnet_features, mel_filterbank
 
 LOG = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class PreparedCorpus:
         root: the corpus directory (absolute).
         splits: prepared utterance ids per split (``train``, ``dev``, ``eval``).
         skipped: unusable files and why.
+        split: one line saying which split sizes were chosen and why (``SplitChoice.describe()``).
         computed: utterances whose features were computed by this call.
         up_to_date: utterances whose cache entry was already fresh.
         audio_seconds: duration of all prepared utterances.
@@ -94,6 +97,7 @@ class PreparedCorpus:
     audio_seconds: float
     computed_seconds: float
     wall_seconds: float
+    split: str = ""
 
     @property
     def real_time_factor(self) -> float:
@@ -109,6 +113,8 @@ class PreparedCorpus:
             f"  utterances: {total} ({counts}); computed {self.computed}, "
             f"already up to date {self.up_to_date}, skipped {len(self.skipped)}",
         ]
+        if self.split:
+            lines.append(f"  {self.split}")
         speed = f" = {self.real_time_factor:.1f}x real time" if self.computed else ""
         lines.append(
             f"  audio: {self.audio_seconds / 60:.1f} min prepared, "
@@ -203,7 +209,6 @@ class _Job:
     id: str
     wav: Path
     entry: Path
-    in_train: bool
     force: bool
 
 
@@ -258,8 +263,7 @@ def _prepare_batch(batch: _Batch) -> list[_Outcome]:
                 with entry:
                     mel = entry["mel"]
                     outcome = _Outcome(job.id, "up_to_date", frames=mel.shape[0])
-                    if job.in_train:
-                        outcome.mel, outcome.features = _Moments.of(mel), _Moments.of(entry["features"])
+                    outcome.mel, outcome.features = _Moments.of(mel), _Moments.of(entry["features"])
                 outcomes.append(outcome)
                 continue
             except (OSError, KeyError, ValueError, zipfile.BadZipFile):
@@ -279,8 +283,8 @@ def _prepare_batch(batch: _Batch) -> list[_Outcome]:
             lambda stream, arrays=arrays: np.savez(stream, **arrays, fingerprint=np.array(fingerprint)),
         )
         outcome = _Outcome(job.id, "computed", frames=arrays["mel"].shape[0])
-        if job.in_train:
-            outcome.mel, outcome.features = _Moments.of(arrays["mel"]), _Moments.of(arrays["features"])
+        # moments of every utterance: which ones are train is known only once all files are read
+        outcome.mel, outcome.features = _Moments.of(arrays["mel"]), _Moments.of(arrays["features"])
         outcomes.append(outcome)
     return outcomes
 
@@ -339,15 +343,16 @@ def _current(
     root: Path,
     utterances: Sequence[CorpusUtterance],
     fingerprint: str,
-    n_eval: int,
-    n_dev: int,
+    n_eval: int | None,
+    n_dev: int | None,
     limit: int | None,
     on_error: str,
 ) -> bool:
     """Whether the cache already holds exactly what was asked for, with every entry fresh (stat only)."""
     if manifest is None or manifest.get("version") != MANIFEST_VERSION:
         return False
-    if (manifest.get("fingerprint"), manifest.get("root"), manifest.get("limit"), manifest.get("splits")) != (
+    requested = (manifest.get("splits") or {}).get("requested")
+    if (manifest.get("fingerprint"), manifest.get("root"), manifest.get("limit"), requested) != (
         fingerprint,
         str(root),
         limit,
@@ -395,6 +400,7 @@ def _result_from_manifest(manifest: dict, cache_dir: Path, root: Path, wall_seco
         audio_seconds=sum(r["samples"] for r in records) / sample_rate,
         computed_seconds=0.0,
         wall_seconds=wall_seconds,
+        split=manifest["splits"].get("line", ""),
     )
 
 
@@ -402,8 +408,8 @@ def prepare_corpus(
     root: str | Path,
     cache_dir: str | Path,
     settings: FeatureSettings,
-    n_eval: int,
-    n_dev: int,
+    n_eval: int | None = None,
+    n_dev: int | None = None,
     num_workers: int = 2,
     on_error: str = "skip",
     limit: int | None = None,
@@ -412,9 +418,11 @@ def prepare_corpus(
 ) -> PreparedCorpus:
     """Compute the feature cache of a corpus (layout in the module docstring).
 
-    Utterances are listed in sorted id order (the first ``limit`` only, if given) and split with
-    :func:`vocoder.data.split_ids`. Each utterance is loaded with :func:`vocoder.data.load_audio`
-    and turned into a cache entry by :func:`compute_features` in ``num_workers`` processes; every
+    Utterances are listed in sorted id order (the first ``limit`` only, if given). Each utterance is
+    loaded with :func:`vocoder.data.load_audio` and turned into a cache entry by
+    :func:`compute_features` in ``num_workers`` processes. Only then, over the usable utterances, is
+    the split decided (:func:`vocoder.data.choose_split_sizes`, :func:`vocoder.data.split_ids`), so
+    unusable files are reported whatever the split sizes, and never leave a split empty. Every
     entry is written to a temporary file and renamed, so an interruption never leaves a partial
     entry. Entries that are fresh (same settings fingerprint, newer than their wav) are reused; a
     cache that is entirely up to date returns at once. Statistics over the train split are
@@ -425,8 +433,8 @@ def prepare_corpus(
         root: corpus directory in the ARCTIC layout.
         cache_dir: output directory.
         settings: feature settings (their fingerprint marks every entry).
-        n_eval: eval utterances (the last ones in id order).
-        n_dev: dev utterances (the ones before eval).
+        n_eval: eval utterances (the last ones in id order); ``None``: chosen for the corpus size.
+        n_dev: dev utterances (the ones before eval); ``None``: chosen for the corpus size.
         num_workers: worker processes (0: compute in this process).
         on_error: ``"skip"`` leaves unusable files out (listed in the manifest and the summary);
             ``"fail"`` stops at the first one.
@@ -438,8 +446,8 @@ def prepare_corpus(
         A :class:`PreparedCorpus` describing the cache.
 
     Raises:
-        CorpusError: not an ARCTIC corpus, too few utterances for the splits, or no usable train
-            utterance.
+        CorpusError: not an ARCTIC corpus, or too few usable utterances for the splits (the message
+            names the unusable files).
         BadAudioError: with ``on_error="fail"``, the first unusable file (message names it).
         ValueError: invalid arguments.
     """
@@ -453,8 +461,10 @@ def prepare_corpus(
     utterances = list_utterances(root)
     if limit is not None:
         utterances = utterances[:limit]
-    assigned = split_ids([u.id for u in utterances], n_eval, n_dev)
-    train = set(assigned["train"])
+    split_ids([u.id for u in utterances], 0, 0)  # duplicate ids are an error before any work
+    for key, value in (("n_eval", n_eval), ("n_dev", n_dev)):
+        if value is not None and value < 0:
+            raise ValueError(f"{key} must be >= 0 or None, got {value}")
     fingerprint = settings.fingerprint()
     features_dir = cache_dir / "features"
     manifest_path = cache_dir / "manifest.json"
@@ -474,14 +484,14 @@ def prepare_corpus(
         # from here on the cache is being modified: no manifest until it is complete again
         manifest_path.unlink(missing_ok=True)
 
-        jobs = [_Job(u.id, u.wav, features_dir / f"{u.id}.npz", u.id in train, force) for u in utterances]
+        jobs = [_Job(u.id, u.wav, features_dir / f"{u.id}.npz", force) for u in utterances]
         batches = [
             _Batch(tuple(jobs[start : start + BATCH_SIZE]), settings, min_frames)
             for start in range(0, len(jobs), BATCH_SIZE)
         ]
         by_id = {u.id: u for u in utterances}
         records, skipped, frames_of = [], [], {}
-        moments: dict[str, _Moments] = {}  # "mel" and "features" over the train split
+        moments_of: dict[str, tuple[_Moments, _Moments]] = {}  # mel and features of each utterance
         computed = up_to_date = computed_samples = 0
         try:
             with (
@@ -518,16 +528,19 @@ def prepare_corpus(
                                 "text": utterance.text,
                             }
                         )
-                        for name, part in (("mel", outcome.mel), ("features", outcome.features)):
-                            if part is not None:
-                                moments.setdefault(name, _Moments(0, 0.0, 0.0)).merge(part)
+                        moments_of[outcome.id] = (outcome.mel, outcome.features)
                     bar.update(len(outcomes))
         finally:
             remove_stale_temporaries(features_dir)
 
-        if "features" not in moments:
-            raise CorpusError(f"{root}: no usable utterance in the train split ({len(skipped)} skipped)")
-        splits = {name: tuple(i for i in assigned[name] if i in frames_of) for name in SPLITS}
+        choice = _choose_split(root, len(frames_of), n_eval, n_dev, skipped)
+        splits = {
+            name: tuple(ids) for name, ids in split_ids(list(frames_of), choice.n_eval, choice.n_dev).items()
+        }
+        moments: dict[str, _Moments] = {}  # "mel" and "features" over the train split
+        for utterance_id in splits["train"]:
+            for name, part in zip(("mel", "features"), moments_of[utterance_id], strict=True):
+                moments.setdefault(name, _Moments(0, 0.0, 0.0)).merge(part)
         stats = {
             f"{name}_{statistic}": value.astype(np.float32)
             for name, part in moments.items()
@@ -541,7 +554,13 @@ def prepare_corpus(
             "settings": asdict(settings),
             "root": str(root),
             "limit": limit,
-            "splits": {"n_eval": n_eval, "n_dev": n_dev},
+            "splits": {
+                "n_eval": choice.n_eval,
+                "n_dev": choice.n_dev,
+                "requested": {"n_eval": n_eval, "n_dev": n_dev},
+                "adapted": choice.adapted,
+                "line": choice.describe(),
+            },
             "utterances": records,
             "skipped": [{"id": s.id, "wav": str(s.wav), "reason": s.reason} for s in skipped],
         }
@@ -557,14 +576,31 @@ def prepare_corpus(
         audio_seconds=total_samples / settings.sample_rate,
         computed_seconds=computed_samples / settings.sample_rate,
         wall_seconds=time.perf_counter() - started,
+        split=choice.describe(),
     )
 
 
-class SplitSizes(Protocol):
-    """The ``splits`` section of a data config."""
+def _choose_split(
+    root: Path, usable: int, n_eval: int | None, n_dev: int | None, skipped: Sequence[SkippedFile]
+) -> SplitChoice:
+    """:func:`choose_split_sizes` over the usable utterances; an error also names the unusable files."""
+    try:
+        return choose_split_sizes(usable, n_eval, n_dev)
+    except CorpusError as error:
+        if not skipped:
+            raise CorpusError(f"{root}: {error}") from None
+        named = ", ".join(f"{s.wav} ({s.reason})" for s in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        raise CorpusError(
+            f"{root}: {error}; {len(skipped)} unusable files were left out: {named}{more}"
+        ) from None
 
-    n_eval: int
-    n_dev: int
+
+class SplitSizes(Protocol):
+    """The ``splits`` section of a data config (``None``: chosen for the corpus size)."""
+
+    n_eval: int | None
+    n_dev: int | None
 
 
 class DataSource(Protocol):
