@@ -13,9 +13,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+# defined below every layer (the lower layers raise it); re-exported here for the cli modules
+from vocoder.errors import ConfigError
 
-class ConfigError(ValueError):
-    """An invalid setting; the message is one line that names the key and what to do."""
+__all__ = ["ConfigError", "check_dataclass_section", "check_target_section", "resolve_target"]
 
 
 def _suggest(key: str, options: list[str]) -> str:

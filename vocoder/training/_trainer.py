@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vocoder.errors import ConfigError
 from vocoder.training._checkpoint import (
     CheckpointError,
     describe_mismatch,
@@ -33,6 +35,10 @@ from vocoder.training._ema import EMA
 from vocoder.training._frozen import frozen_parameters_in
 from vocoder.training._module import TrainingModule
 from vocoder.training._sampler import ResumableSampler
+
+#: ``trainer.precision`` and ``trainer.progress`` choices (see :class:`TrainerSettings`).
+TRAINER_PRECISIONS = ("auto", "fp32", "bf16")
+TRAINER_PROGRESS = ("auto", "bar", "log")
 
 
 class TrainingError(RuntimeError):
@@ -88,6 +94,28 @@ class TrainerSettings:
     resume: str = "auto"
     progress: str = "auto"
     find_unused_parameters: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject impossible values and unknown choices: one :class:`ConfigError` line naming the key."""
+        at_least = {"max_steps": 0, "batch_size": 1, "num_workers": 0, "log_every": 1, "valid_every": 0,
+                    "valid_batches": 1, "checkpoint_every": 1, "keep_last": 1, "audio_every": 0,
+                    "audio_examples": 0, "ema_warmup": 0, "max_bad_steps": 1, "grad_clip": 0.0}
+        for key, low in at_least.items():
+            if getattr(self, key) < low:
+                raise ConfigError(f"trainer.{key}: must be >= {low}, got {getattr(self, key)!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"trainer.ema_decay: must be in [0, 1) (0: no averaging), got {self.ema_decay}")
+        choices = {"precision": TRAINER_PRECISIONS, "progress": TRAINER_PROGRESS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                shown = ", ".join(allowed)
+                raise ConfigError(f"trainer.{key}: expected one of {shown}, got {getattr(self, key)!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"trainer.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.resume not in ("auto", "never") and not self.resume.endswith(".pt"):
+            raise ConfigError(f"trainer.resume: expected auto, never or a .pt path, got {self.resume!r}")
+        if not self.out_dir.strip():
+            raise ConfigError("trainer.out_dir: must not be empty")
 
 
 def _resolve_device(name: str) -> torch.device:
