@@ -1,5 +1,13 @@
 """models package."""
 
+from vocoder.models._autoencoder import (
+    AutoencoderOutput,
+    FeatureAutoencoder,
+    VariationalAutoencoderOutput,
+    VariationalFeatureAutoencoder,
+    gaussian_kl,
+    masked_mean,
+)
 from vocoder.models._feature_converter import FeatureConverter
 from vocoder.models._iaf import IAFFlow, IAFStudent
 from vocoder.models._lpcnet import LPCNet, gru_sequence
@@ -15,4 +23,11 @@ __all__ = [
     "freeze",
     # LPCNet features -> log-mel converter (MGE)
     "FeatureConverter",
+    # feature autoencoders with length masks
+    "AutoencoderOutput",
+    "FeatureAutoencoder",
+    "VariationalAutoencoderOutput",
+    "VariationalFeatureAutoencoder",
+    "gaussian_kl",
+    "masked_mean",
 ]

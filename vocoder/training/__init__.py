@@ -1,5 +1,6 @@
 """The one trainer, EMA, checkpoints, noise injection, distributed set-up and training modules."""
 
+from vocoder.training._autoencoder_task import FeatureAutoencoderTask
 from vocoder.training._checkpoint import CheckpointError, find_resumable, load_checkpoint, save_atomic
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
@@ -27,6 +28,7 @@ __all__ = [
     "DistributedContext",
     "Example",
     "ExponentialDecayLR",
+    "FeatureAutoencoderTask",
     "FeatureConsistencyLoss",
     "FrozenModule",
     "IAFDistillTask",
