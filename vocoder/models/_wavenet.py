@@ -18,9 +18,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vocoder.layers._dual_softmax import DualSoftmax
 from vocoder.layers._upsample import build_upsampler
 from vocoder.layers._wavenet import WaveNetStack, shift_right
-from vocoder.losses._logistic import sample_discretized_mix_logistic
+from vocoder.losses._logistic import discretized_mix_logistic_log_prob, sample_discretized_mix_logistic
+
+#: output distributions of :class:`WaveNetTeacher`
+OUTPUT_HEADS = ("logistic", "dual_softmax")
+
+
+def waveform_to_levels(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Waveform in [-1, 1] → the nearest of the ``2**bits`` level indices (int64)."""
+    top = 2**bits - 1
+    return torch.round((x.clamp(-1.0, 1.0) + 1.0) * (top / 2.0)).long()
+
+
+def levels_to_waveform(levels: torch.Tensor, bits: int) -> torch.Tensor:
+    """Level indices → values ``-1 + 2 i / (2**bits - 1)`` (float32), inverting :func:`waveform_to_levels`."""
+    return levels.float() * (2.0 / (2**bits - 1)) - 1.0
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -61,6 +76,12 @@ class WaveNetTeacher(nn.Module):
         upsample: ``"repeat"`` or ``"transposed"`` (see :mod:`vocoder.layers._upsample`).
         upsample_overlap: cross-frame reach of the transposed-convolution upsampler.
         dropout: dropout at each residual block input while training.
+        output_head: ``"logistic"`` (the discretized mixture of logistics) or ``"dual_softmax"``: a
+            categorical distribution over the ``2**bits`` levels as p(coarse) · p(fine | coarse)
+            (:class:`vocoder.layers.DualSoftmax`, ``bits - bits // 2`` coarse and ``bits // 2`` fine
+            bits) read from ``head_size`` ReLU features of the stack; ``mixture_components`` and
+            ``log_scale_min`` are then unused. Distillation needs the logistic head.
+        head_size: features fed to the dual softmax (``None``: ``skip_channels``).
     """
 
     def __init__(
@@ -80,8 +101,12 @@ class WaveNetTeacher(nn.Module):
         upsample: str = "repeat",
         upsample_overlap: int = 0,
         dropout: float = 0.0,
+        output_head: str = "logistic",
+        head_size: int | None = None,
     ) -> None:
         super().__init__()
+        if output_head not in OUTPUT_HEADS:
+            raise ValueError(f"output_head must be one of {', '.join(OUTPUT_HEADS)}, got {output_head!r}")
         if mixture_components < 1:
             raise ValueError(f"mixture_components must be ≥ 1, got {mixture_components}")
         self.n_mels = n_mels
@@ -89,12 +114,15 @@ class WaveNetTeacher(nn.Module):
         self.mixture_components = mixture_components
         self.bits = bits
         self.log_scale_min = log_scale_min
+        self.output_head = output_head
+        categorical = output_head == "dual_softmax"
+        head_size = skip_channels if head_size is None else head_size
         self.upsampler = build_upsampler(
             upsample, channels=n_mels, hop_length=hop_length, overlap=upsample_overlap
         )
         self.net = WaveNetStack(
             in_channels=1,
-            out_channels=3 * mixture_components,
+            out_channels=head_size if categorical else 3 * mixture_components,
             layers=layers,
             dilation_cycle=dilation_cycle,
             residual_channels=residual_channels,
@@ -104,6 +132,8 @@ class WaveNetTeacher(nn.Module):
             kernel_size=kernel_size,
             dropout=dropout,
         )
+        # None for the logistic head: its state_dict (and every existing checkpoint) is unchanged
+        self.dual_softmax = DualSoftmax(head_size, bits - bits // 2, bits // 2) if categorical else None
 
     @property
     def receptive_field(self) -> int:
@@ -119,7 +149,12 @@ class WaveNetTeacher(nn.Module):
             )
 
     def _finalize(self, raw: torch.Tensor) -> torch.Tensor:
-        """Clamp the log-scale channels of raw (B, 3K, N) outputs at ``log_scale_min``."""
+        """Clamp the log-scale channels of raw (B, 3K, N) outputs at ``log_scale_min``.
+
+        For the dual-softmax head: the (B, head_size, N) ReLU features the head reads.
+        """
+        if self.dual_softmax is not None:
+            return torch.relu(raw)
         k = self.mixture_components
         return torch.cat([raw[:, : 2 * k], raw[:, 2 * k :].clamp(min=self.log_scale_min)], dim=1)
 
@@ -132,7 +167,8 @@ class WaveNetTeacher(nn.Module):
             mel: (B, n_mels, F) log-mel conditioning with ``N = F · hop_length``.
 
         Returns:
-            (B, 3K, N) parameters of ``p(x_t | x_<t)``: K logits, K means, K log-scales (floored).
+            (B, 3K, N) parameters of ``p(x_t | x_<t)``: K logits, K means, K log-scales (floored);
+            for the dual-softmax head the (B, head_size, N) features of :meth:`log_prob`.
         """
         if x_prev.dim() == 2:
             x_prev = x_prev.unsqueeze(1)
@@ -152,9 +188,25 @@ class WaveNetTeacher(nn.Module):
         Returns:
             (B, 3K, N) mixture parameters (column ``t`` depends on ``x[..., :t]`` only).
         """
+        if self.dual_softmax is not None:
+            raise ValueError("mixture_params needs output_head=logistic (this teacher has a dual softmax)")
         if x.dim() == 2:
             x = x.unsqueeze(1)
         return self.forward(shift_right(x), mel)
+
+    def log_prob(self, outputs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``log p(x_t | x_<t)`` of a waveform on the level grid, from :meth:`forward`'s outputs.
+
+        Args:
+            outputs: (B, C, N) output of :meth:`forward` (teacher forced on ``x`` delayed by one).
+            x: (B, N) waveform on the ``2**bits`` level grid (:func:`vocoder.losses.quantize_to_levels`).
+
+        Returns:
+            (B, N) log-probabilities (float32).
+        """
+        if self.dual_softmax is None:
+            return discretized_mix_logistic_log_prob(outputs.float(), x, self.bits)
+        return self.dual_softmax.log_prob(outputs.transpose(1, 2), waveform_to_levels(x, self.bits))
 
     @torch.no_grad()
     def generate(
@@ -188,6 +240,8 @@ class WaveNetTeacher(nn.Module):
         x_prev = torch.zeros(batch, 1, dtype=dtype, device=device)
         samples = torch.empty(batch, total, dtype=dtype, device=device)
         params: torch.Tensor | None = None
+        if return_params and self.dual_softmax is not None:
+            raise ValueError("return_params needs output_head=logistic")
         if return_params:
             params = torch.empty(batch, 3 * self.mixture_components, total, dtype=dtype, device=device)
         for t in range(total):
@@ -202,7 +256,11 @@ class WaveNetTeacher(nn.Module):
                 cond_t = block_projection[offset]
             raw = self.net.step(x_prev, cond_t, queues, t, weights)
             params_t = self._finalize(raw.unsqueeze(2))
-            x_t = sample_discretized_mix_logistic(params_t, self.bits, generator)  # (B, 1)
+            if self.dual_softmax is not None:
+                levels = self.dual_softmax.sample(params_t[:, :, 0], generator)
+                x_t = levels_to_waveform(levels, self.bits).to(dtype)[:, None]
+            else:
+                x_t = sample_discretized_mix_logistic(params_t, self.bits, generator)  # (B, 1)
             samples[:, t] = x_t[:, 0]
             if params is not None:
                 params[:, :, t] = params_t[:, :, 0]

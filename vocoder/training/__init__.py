@@ -20,6 +20,7 @@ from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
 from vocoder.training._sampler import ResumableSampler
 from vocoder.training._schedules import ExponentialDecayLR, InverseDecayLR
 from vocoder.training._trainer import Trainer, TrainerSettings, TrainingError
+from vocoder.training._wavenet_categorical_task import WaveNetDualSoftmaxTask
 from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, history_frames_for, normalize_mel
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "TrainerSettings",
     "TrainingError",
     "TrainingModule",
+    "WaveNetDualSoftmaxTask",
     "WaveNetTask",
     "find_resumable",
     "history_frames_for",
