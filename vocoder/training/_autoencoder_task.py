@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vocoder.cli._validate import ConfigError
+from vocoder.errors import ConfigError
 from vocoder.data._datasets import load_stats, load_utterance, read_split
 from vocoder.data._settings import FeatureSettings
 from vocoder.models._autoencoder import FeatureAutoencoder, VariationalFeatureAutoencoder, masked_mean

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vocoder.cli._validate import ConfigError
+from vocoder.errors import ConfigError
 from vocoder.data._settings import FeatureSettings
 from vocoder.layers._wavenet import shift_right
 from vocoder.losses._logistic import quantize_to_levels
