@@ -37,8 +37,8 @@ from vocoder.losses._distillation import DistillationKL
 from vocoder.losses._feature_losses import ModSpecLoss
 from vocoder.losses._logistic import sample_logistic
 from vocoder.losses._spectral import PowerLoss, STFTLoss
-from vocoder.models._wavenet import freeze
 from vocoder.training._checkpoint import CheckpointError
+from vocoder.training._frozen import FrozenModule
 from vocoder.training._wavenet_task import MelConditionedTask, normalize_mel
 
 AUXILIARY_TERMS = ("l1", "stft_sc", "stft_mag", "power", "modspec")
@@ -308,16 +308,11 @@ class IAFDistillTask(_StudentTask):
         )
         self.kl_loss = kl_loss
         self.teacher_checkpoint = str(teacher_checkpoint)
-        # a registered child so that .to(device) moves it; trainable_parameters() reads self.model only
-        self.teacher = freeze(teacher.model)
+        # outside the module registry (parameters, state_dict, optimizer, checkpoints), always eval,
+        # moved by .to(device); gradients reach the student's sample through it
+        self.teacher = FrozenModule(teacher.model)
         self.register_buffer("teacher_mel_mean", teacher.mel_mean.float(), persistent=False)
         self.register_buffer("teacher_mel_std", teacher.mel_std.float(), persistent=False)
-
-    def train(self, mode: bool = True) -> IAFDistillTask:
-        """Set the training mode of the student and loss modules; the teacher stays frozen."""
-        super().train(mode)
-        freeze(self.teacher)
-        return self
 
     def _terms(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, mu, log_s = self.student_sample(model, batch)
