@@ -114,7 +114,7 @@ def test_gradients_reach_the_input_only_and_mode_stays_eval():
     encoder = make_encoder()
     owner = Generator(encoder, frozen=True)
     owner.train()
-    assert owner.training and owner.net.training and not encoder.training
+    assert owner.training and owner.net.training and not encoder.training and not owner.encoder.training
     x = torch.randn(5, 4, requires_grad=True)
     first, second = owner.encoder(x), owner.encoder(x)
     torch.testing.assert_close(first, second)  # dropout off: eval mode

@@ -91,6 +91,7 @@ class FrozenModule(nn.Module):
         module.eval()
         # outside nn.Module's registry on purpose: that is what keeps it out of parameters()/state_dict()
         object.__setattr__(self, "_frozen", module)
+        self.training = False
 
     @property
     def module(self) -> nn.Module:
@@ -109,7 +110,8 @@ class FrozenModule(nn.Module):
             return getattr(self._frozen, name)
 
     def train(self, mode: bool = True) -> FrozenModule:
-        super().train(mode)
+        # the wrapper reports eval too: nothing of a frozen network follows the owner's mode
+        self.training = False
         self._frozen.eval()
         return self
 
