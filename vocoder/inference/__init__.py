@@ -2,6 +2,7 @@
 
 from vocoder.inference._export import ScriptedIAFSynthesizer, export_torchscript
 from vocoder.inference._lpcnet_fast import PackedLPCNet, lpcnet_synthesize, pack_lpcnet, synthesize_fast
+from vocoder.inference._lpcnet_int8 import PackedLPCNetInt8, pack_lpcnet_int8, synthesize_int8
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,
     SynthesisResult,
@@ -33,6 +34,7 @@ __all__ = [
     "IAFVocoder",
     "LPCNetVocoder",
     "PackedLPCNet",
+    "PackedLPCNetInt8",
     "ScriptedIAFSynthesizer",
     "SynthesisError",
     "SynthesisReport",
@@ -44,10 +46,12 @@ __all__ = [
     "load",
     "lpcnet_synthesize",
     "pack_lpcnet",
+    "pack_lpcnet_int8",
     "sample_inverse_cdf",
     "sampling_exponent",
     "sampling_uniforms",
     "synthesize_fast",
+    "synthesize_int8",
     "synthesize_inputs",
     "synthesize_reference",
     "tempered_distribution",

@@ -419,8 +419,8 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
 
 def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
                       lpc: np.ndarray | torch.Tensor | None = None, seed: int = 0,
-                      backend: Literal["fast", "torch"] = "fast", dtype: np.dtype | type | None = None,
-                      threads: int = 1) -> np.ndarray:
+                      backend: Literal["fast", "int8", "torch"] = "fast",
+                      dtype: np.dtype | type | None = None, threads: int = 1) -> np.ndarray:
     """Synthesize audio from LPCNet features.
 
     Args:
@@ -428,8 +428,9 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
         features: ``(T, n_features)`` or ``(B, T, n_features)`` raw features.
         lpc: ``(T, order)`` / ``(B, T, order)`` predictor per frame; from the cepstra when omitted.
         seed: RNG seed; utterance ``b`` of a batch uses the stream ``[seed, b]``.
-        backend: ``"fast"`` (numba, :func:`synthesize_fast`) or ``"torch"`` (the reference loop).
-        dtype: network arithmetic of the fast backend (model dtype if omitted).
+        backend: ``"fast"`` (numba, :func:`synthesize_fast`), ``"int8"`` (numba with 8-bit products,
+            :func:`~vocoder.inference._lpcnet_int8.synthesize_int8`) or ``"torch"`` (the reference loop).
+        dtype: network arithmetic of the fast backend (model dtype if omitted; float32 for int8).
         threads: threads of the fast backend (utterances are split over them).
 
     Returns:
@@ -441,8 +442,12 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
         lpc = None if lpc is None else lpc[None]
     if backend == "fast":
         result = synthesize_fast(model, features, lpc, seed=seed, dtype=dtype, threads=threads)
+    elif backend == "int8":
+        from vocoder.inference._lpcnet_int8 import synthesize_int8  # it imports this module
+
+        result = synthesize_int8(model, features, lpc, seed=seed, dtype=dtype or np.float32, threads=threads)
     elif backend == "torch":
         result = synthesize_reference(model, features, lpc, seed=seed)
     else:
-        raise ValueError(f"backend must be 'fast' or 'torch', got {backend!r}")
+        raise ValueError(f"backend must be 'fast', 'int8' or 'torch', got {backend!r}")
     return result.waveform[0] if single else result.waveform

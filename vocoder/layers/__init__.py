@@ -8,6 +8,15 @@ from vocoder.layers._gru_kernels import (
     input_gates_backward,
     input_gates_forward,
 )
+from vocoder.layers._int8 import (
+    int8_block_gemv,
+    int8_dense_gemv,
+    int8_isa,
+    pack_int8_blocks,
+    quantize_activations,
+    quantize_activations_reference,
+    quantize_rows,
+)
 from vocoder.layers._simd import (
     BLOCK_ROWS,
     FASTMATH,
@@ -72,6 +81,14 @@ __all__ = [
     "vexp",
     "vsigmoid",
     "vtanh",
+    # int8 × int8 → int32 products (the int8 LPCNet sampler)
+    "int8_block_gemv",
+    "int8_dense_gemv",
+    "int8_isa",
+    "pack_int8_blocks",
+    "quantize_activations",
+    "quantize_activations_reference",
+    "quantize_rows",
     # 16-bit categorical output (coarse, then fine given coarse)
     "join_levels",
     "split_levels",

@@ -1,0 +1,239 @@
+"""8-bit LPCNet synthesis: the int8 products, their packing, and the sampler vs a float64 reference."""
+
+import numpy as np
+import pytest
+import torch
+from numba import njit
+
+from vocoder.dsp import lpc_from_cepstrum, mulaw_decode, mulaw_encode
+from vocoder.inference import (
+    lpcnet_synthesize,
+    pack_lpcnet_int8,
+    synthesize_fast,
+    synthesize_int8,
+)
+from vocoder.inference._lpcnet_sampling import prepare_synthesis
+from vocoder.layers import (
+    BlockSparsifier,
+    int8_block_gemv,
+    int8_dense_gemv,
+    int8_isa,
+    pack_int8_blocks,
+    quantize_activations,
+    quantize_activations_reference,
+    quantize_rows,
+)
+from vocoder.layers._int8 import int8_block_gemv_avx2, int8_block_gemv_generic, int8_dense_gemv_avx2
+from vocoder.models import LPCNet
+
+
+def _features(batch: int, frames: int, seed: int = 0) -> np.ndarray:
+    """Plausible raw LPCNet features (xiph's layout for the pitch)."""
+    rng = np.random.default_rng(seed)
+    features = np.zeros((batch, frames, 20))
+    features[..., :18] = rng.normal(0.0, 1.0, (batch, frames, 18))
+    features[..., 0] += 8.0
+    features[..., 18] = (rng.uniform(32.0, 256.0, (batch, frames)) - 100.0) / 50.0
+    features[..., 19] = rng.uniform(-0.5, 0.5, (batch, frames))
+    return features
+
+
+def _caller(product):
+    """A numba function calling ``product`` (numba-only functions and intrinsics) once."""
+
+    @njit
+    def call(row_ptr, col_idx, weights, xq, scale, y):
+        product(row_ptr, col_idx, weights, xq, scale, y)
+
+    return call
+
+
+PRODUCTS = {
+    "generic": (int8_block_gemv_generic, int8_block_gemv_generic),
+    "auto": (int8_block_gemv, int8_dense_gemv),
+}
+if int8_isa() == "avx2":
+    PRODUCTS["avx2"] = (int8_block_gemv_avx2, int8_dense_gemv_avx2)
+
+
+# ------------------------------------------------------------------------------ int8 arithmetic
+def test_quantize_rows_scale_and_error():
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(20, 33))
+    matrix[3] = 0.0
+    quantized, scale = quantize_rows(matrix)
+    assert quantized.dtype == np.int8 and np.abs(quantized).max() == 127
+    np.testing.assert_allclose(scale, np.abs(matrix).max(axis=1) / 127)
+    assert np.all(quantized[3] == 0) and scale[3] == 0
+    error = np.abs(quantized * scale[:, None] - matrix)
+    assert np.all(error <= scale[:, None] / 2 + 1e-15)
+
+
+def test_quantize_activations_matches_reference():
+    x = np.concatenate([np.linspace(-1, 1, 1001), [0.5 / 127, -0.5 / 127, 1.5 / 127]])
+    expected = quantize_activations_reference(x)
+    assert expected.min() == -127 and expected.max() == 127
+
+    @njit
+    def run(x, out):
+        quantize_activations(x, out)
+
+    out = np.zeros(x.shape[0], np.int8)
+    run(x, out)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.1, 1.0])
+def test_pack_int8_blocks_layout(density):
+    rng = np.random.default_rng(1)
+    rows, cols = 40, 23  # padded rows; a column count that is not a multiple of four
+    keep = rng.random((3, cols)) < density
+    matrix = rng.integers(-127, 128, (rows, cols)).astype(np.int8)
+    matrix *= np.repeat(keep, 16, axis=0)[:rows].astype(np.int8)
+    row_ptr, col_idx, weights = pack_int8_blocks(matrix)
+    assert row_ptr.dtype == np.int32 and col_idx.dtype == np.int32 and weights.dtype == np.int8
+    rebuilt = np.zeros((48, cols), np.int64)
+    for block_row in range(3):
+        for group in range(row_ptr[block_row], row_ptr[block_row + 1]):
+            block = weights[64 * group : 64 * group + 64].reshape(16, 4)
+            for k in range(4):
+                rebuilt[16 * block_row : 16 * block_row + 16, col_idx[4 * group + k]] += block[:, k]
+    np.testing.assert_array_equal(rebuilt[:rows], matrix)
+    # only live blocks are stored (groups of four, padded)
+    live = np.any(np.vstack([matrix, np.zeros((8, cols), np.int8)]).reshape(3, 16, cols) != 0, axis=1)
+    assert row_ptr[-1] == sum(-(-int(n) // 4) for n in live.sum(axis=1))
+
+
+@pytest.mark.parametrize("name", sorted(PRODUCTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_int8_products_are_exact(name, dtype):
+    sparse_product, dense_product = (_caller(p) for p in PRODUCTS[name])
+    rng = np.random.default_rng(2)
+    rows, cols = 64, 96
+    keep = rng.random((4, cols)) < 0.3
+    quantized = rng.integers(-127, 128, (rows, cols)).astype(np.int8) * np.repeat(keep, 16, 0).astype(np.int8)
+    xq = rng.integers(-127, 128, cols).astype(np.int8)
+    expected = quantized.astype(np.int64) @ xq.astype(np.int64)
+    # sparse: y += 1 · acc (exact in float32 too: |acc| < 2^24)
+    y = np.full(rows, 0.0, dtype)
+    sparse_product(*pack_int8_blocks(quantized), xq, np.ones(rows, dtype), y)
+    np.testing.assert_array_equal(y, expected)
+    # dense, with the extreme values: every pair of products at ±127·127 (saturates a naive pmaddubsw)
+    extreme = np.where(rng.random((rows, cols)) < 0.5, 127, -127).astype(np.int8)
+    x_extreme = np.where(rng.random(cols) < 0.5, 127, -127).astype(np.int8)
+    y = np.full(rows, 0.5, dtype)
+    dense_product(*pack_int8_blocks(extreme, np.ones((4, cols), bool)), x_extreme, np.ones(rows, dtype), y)
+    np.testing.assert_array_equal(y, extreme.astype(np.int64) @ x_extreme.astype(np.int64) + 0.5)
+
+
+# ----------------------------------------------------------------------- synthesis vs reference
+@pytest.fixture(scope="module")
+def sparse_model() -> LPCNet:
+    """GRU_A 64 pruned to 25 % block density, float64, with a lively output distribution."""
+    torch.manual_seed(0)
+    model = LPCNet(gru_a_size=64, gru_b_size=16).double()
+    with torch.no_grad():
+        model.dual_fc.scale.mul_(4.0)
+        model.gru_a.weight_hh_l0.mul_(3.0)  # states that use the whole [-1, 1] range
+    model.set_normalization(torch.tensor([8.0] + [0.0] * 19), torch.ones(20))
+    sparsifier = BlockSparsifier.for_gru(model.gru_a, {"update": 0.25, "reset": 0.25, "candidate": 0.25},
+                                         start=0, end=1)
+    sparsifier.step(1)
+    return model
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: int,
+                   pdf_floor: float) -> np.ndarray:
+    """float64 numpy loop of the int8 arithmetic (quantized weights taken from the model directly).
+
+    Returns:
+        ``(B, N)`` excitation codes.
+    """
+    inputs = prepare_synthesis(model, features, lpc, seed)
+    tables = inputs.tables.detach().numpy()
+    a_frame, b_frame = inputs.a_frame.detach().numpy(), inputs.b_frame.detach().numpy()
+    hidden_a, hidden_b = model.gru_a.hidden_size, model.gru_b.hidden_size
+    levels, bits, hop = model.n_levels, model.mulaw_bits, model.hop_length
+
+    def numpy(tensor):
+        return tensor.detach().double().numpy().copy()
+
+    w_hh_a = numpy(model.gru_a.weight_hh_l0)
+    rows = np.arange(3 * hidden_a)
+    diagonal = w_hh_a[rows, rows % hidden_a].copy()
+    w_hh_a[rows, rows % hidden_a] = 0.0
+    matrices = [w_hh_a, numpy(model.gru_b.weight_ih_l0[:, :hidden_a]), numpy(model.gru_b.weight_hh_l0)]
+    (q_a, s_a), (q_bi, s_bi), (q_br, s_br) = (quantize_rows(m) for m in matrices)
+    b_a, b_b = numpy(model.gru_a.bias_hh_l0), numpy(model.gru_b.bias_hh_l0)
+    fc_w = numpy(model.dual_fc.weight).reshape(2 * levels, -1)
+    fc_b, fc_s = numpy(model.dual_fc.bias).reshape(-1), numpy(model.dual_fc.scale).reshape(-1)
+
+    def product(quantized, scale, xq):
+        return (quantized.astype(np.int64) @ xq) * (scale / 127.0)
+
+    def gru(x, gh, h):
+        size = h.shape[0]
+        r = _sigmoid(x[:size] + gh[:size])
+        z = _sigmoid(x[size : 2 * size] + gh[size : 2 * size])
+        n = np.tanh(x[2 * size :] + r * gh[2 * size :])
+        return n + z * (h - n)
+
+    batch, frames, _ = features.shape
+    codes = np.zeros((batch, frames * hop), np.int64)
+    for u in range(batch):
+        h_a, h_b = np.zeros(hidden_a), np.zeros(hidden_b)
+        xq_a, xq_b = np.zeros(hidden_a, np.int64), np.zeros(hidden_b, np.int64)
+        history = np.zeros(model.lpc_order)
+        code = levels // 2
+        for t in range(frames * hop):
+            f = t // hop
+            predicted = -(inputs.lpc[u, f] * history).sum()
+            x_a = (a_frame[u, f] + tables[0, mulaw_encode(history[0], bits)]
+                   + tables[1, mulaw_encode(predicted, bits)] + tables[2, code])
+            h_a = gru(x_a, b_a + diagonal * np.tile(h_a, 3) + product(q_a, s_a, xq_a), h_a)
+            xq_a = quantize_activations_reference(h_a)
+            x_b = b_frame[u, f] + product(q_bi, s_bi, xq_a)
+            h_b = gru(x_b, b_b + product(q_br, s_br, xq_b), h_b)
+            xq_b = quantize_activations_reference(h_b)
+            branches = np.tanh(fc_w @ h_b + fc_b) * fc_s
+            logits = branches[:levels] + branches[levels:]
+            weights = np.exp(inputs.exponent[u, f] * (logits - logits.max()))
+            weights = np.maximum(weights / weights.sum() - pdf_floor, 0.0)
+            cdf = np.cumsum(weights)
+            code = min(int(np.searchsorted(cdf, inputs.uniforms[u, t] * cdf[-1], side="right")), levels - 1)
+            sample = predicted + float(mulaw_decode(np.int64(code), bits))
+            history = np.concatenate([[sample], history[:-1]])
+            codes[u, t] = code
+    return codes
+
+
+def test_int8_path_equals_float64_reference_sample_for_sample(sparse_model):
+    features = _features(3, 6, seed=4)
+    lpc = lpc_from_cepstrum(features[..., :18], order=16)
+    packed = pack_lpcnet_int8(sparse_model, np.float64)
+    assert packed.density == pytest.approx(0.25, abs=0.01)
+    result = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, packed=packed)
+    expected = int8_reference(sparse_model, features, lpc, seed=3, pdf_floor=0.002)
+    np.testing.assert_array_equal(result.excitation, expected)
+    assert len(np.unique(expected)) > 20  # not degenerate
+    # quantization changes the samples: the int8 path is not the float path in disguise
+    float_path = synthesize_fast(sparse_model, features, lpc=lpc, seed=3)
+    assert not np.array_equal(float_path.excitation, result.excitation)
+    # threads split the batch without changing anything
+    threaded = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, threads=2)
+    np.testing.assert_array_equal(threaded.excitation, expected)
+
+
+def test_int8_float32_and_backend_option(sparse_model):
+    features = _features(1, 4, seed=5)
+    model32 = LPCNet(gru_a_size=64, gru_b_size=16)
+    model32.load_state_dict({k: v.float() for k, v in sparse_model.state_dict().items()})
+    wave = lpcnet_synthesize(model32, features[0], seed=1, backend="int8")
+    assert wave.shape == (640,) and wave.dtype == np.float32 and np.abs(wave).max() <= 1.0
+    direct = synthesize_int8(model32, features, seed=1)
+    np.testing.assert_array_equal(direct.waveform[0], wave)
+    assert len(np.unique(direct.excitation)) > 20

@@ -1,0 +1,370 @@
+"""8-bit LPCNet synthesis: the fast sampler with int8 × int8 → int32 products for the recurrent network.
+
+What is quantized (the split of xiph's AVX2 "dot product" build):
+
+* GRU_A's recurrent matrix (without its per-gate diagonals, which stay float), GRU_B's input matrix
+  (acting on GRU_A's state) and GRU_B's recurrent matrix: int8 weights with one float scale per
+  output row (:func:`vocoder.layers.quantize_rows`), stored as 16×1 blocks in groups of four
+  (:func:`vocoder.layers.pack_int8_blocks`) so that GRU_A's pruned blocks are skipped;
+* the activations feeding those products — GRU_A's state (feeds GRU_A's big product and GRU_B's
+  input) and GRU_B's state — quantized once per sample to ``floor(127·h + ½)``;
+* the products are exact int32 sums (:func:`vocoder.layers.int8_block_gemv`), dequantized as
+  ``acc · scale_r / 127`` and added in float.
+
+Everything else — the per-code input tables, frame terms, diagonals, biases, gates, the DualFC and
+the tempered sampling — is float, as in :mod:`vocoder.inference._lpcnet_fast` (whose helpers it
+uses; same RNG contract). With ``dtype=float64`` the kernel computes, up to float rounding in sums
+of a few terms, the float64 reference of this quantized arithmetic (the tests compare it sample
+for sample); float32 is the fast mode.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from numba import njit
+
+from vocoder.inference._lpcnet_fast import (
+    _dense_product,
+    _gru_update,
+    _mulaw_decode,
+    _mulaw_encode,
+    _total,
+    mulaw_decision_levels,
+)
+from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, finish_waveform, prepare_synthesis
+from vocoder.layers import (
+    FASTMATH,
+    int8_block_gemv,
+    int8_dense_gemv,
+    one_like,
+    pack_dense,
+    pack_int8_blocks,
+    quantize_activations,
+    quantize_rows,
+    vexp,
+    vtanh,
+)
+
+if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
+    from vocoder.models._lpcnet import LPCNet
+
+
+@dataclass(frozen=True)
+class QuantizedMatrix:
+    """An int8 matrix with per-row scales, packed for :func:`vocoder.layers.int8_block_gemv`.
+
+    Attributes:
+        row_ptr, col_idx, weights: the packed layout (:func:`vocoder.layers.pack_int8_blocks`).
+        scale: ``(padded rows,)`` ``scale_r / 127`` (activation step folded in), float dtype.
+        quantized: ``(rows, cols)`` int8 weights (for references and inspection).
+        row_scale: ``(rows,)`` float64 ``scale_r``.
+    """
+
+    row_ptr: np.ndarray
+    col_idx: np.ndarray
+    weights: np.ndarray
+    scale: np.ndarray
+    quantized: np.ndarray
+    row_scale: np.ndarray
+
+
+def quantize_matrix(matrix: np.ndarray, dtype: np.dtype, dense: bool = False) -> QuantizedMatrix:
+    """Quantize ``matrix`` per row and pack it; zero 16×1 blocks are dropped unless ``dense``.
+
+    Args:
+        matrix: ``(rows, cols)`` float weights.
+        dtype: float dtype of the dequantization scales.
+        dense: keep every block (a dense matrix: no index savings to be had).
+
+    Returns:
+        The :class:`QuantizedMatrix`.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    quantized, row_scale = quantize_rows(matrix)
+    rows, cols = matrix.shape
+    n_block_rows = -(-rows // 16)
+    padded = np.zeros((n_block_rows * 16, cols))
+    padded[:rows] = matrix
+    if dense:
+        keep = np.ones((n_block_rows, cols), bool)
+    else:
+        keep = np.any(padded.reshape(n_block_rows, 16, cols) != 0, axis=1)
+    row_ptr, col_idx, weights = pack_int8_blocks(quantized, keep)
+    scale = np.zeros(n_block_rows * 16)
+    scale[:rows] = row_scale / 127.0
+    return QuantizedMatrix(row_ptr, col_idx, weights, scale.astype(dtype), quantized, row_scale)
+
+
+@dataclass(frozen=True)
+class PackedLPCNetInt8:
+    """Sample-rate weights of an :class:`~vocoder.models.LPCNet` for :func:`synthesize_int8`.
+
+    Attributes:
+        hidden_a, hidden_b, levels: GRU_A units, GRU_B units, μ-law levels.
+        a_recurrent: GRU_A ``W_hh`` without its per-gate diagonals (pruned blocks dropped).
+        a_diagonal: ``(3·H_a,)`` float, the per-gate diagonals of GRU_A's ``W_hh``.
+        a_bias: ``(3·H_a,)`` float, GRU_A ``b_hh``.
+        b_input: GRU_B input weights acting on GRU_A's output.
+        b_recurrent: GRU_B ``W_hh``.
+        b_bias: GRU_B ``b_hh`` padded to the block rows (float).
+        fc: DualFC weights of both branches stacked ``(2·L, H_b)``, float, transposed
+            (:func:`vocoder.layers.pack_dense`).
+        fc_bias, fc_scale: ``(2·L,)`` float.
+        density: fraction of GRU_A's off-diagonal recurrent 16×1 blocks stored.
+    """
+
+    hidden_a: int
+    hidden_b: int
+    levels: int
+    a_recurrent: QuantizedMatrix
+    a_diagonal: np.ndarray
+    a_bias: np.ndarray
+    b_input: QuantizedMatrix
+    b_recurrent: QuantizedMatrix
+    b_bias: np.ndarray
+    fc: np.ndarray
+    fc_bias: np.ndarray
+    fc_scale: np.ndarray
+    density: float
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.a_diagonal.dtype
+
+
+@torch.no_grad()
+def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> PackedLPCNetInt8:
+    """Quantize and pack the sample-rate weights of ``model`` for :func:`synthesize_int8`.
+
+    Args:
+        model: the network (pruned or not: GRU_A's zero blocks are simply not stored).
+        dtype: float arithmetic of the rest of the network, ``np.float32`` or ``np.float64``.
+
+    Returns:
+        The :class:`PackedLPCNetInt8`.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    hidden_a, hidden_b, levels = model.gru_a.hidden_size, model.gru_b.hidden_size, model.n_levels
+
+    def numpy(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().cpu().double().numpy().copy()
+
+    w_hh_a = numpy(model.gru_a.weight_hh_l0)
+    gate_rows = np.arange(3 * hidden_a)
+    diagonal = w_hh_a[gate_rows, gate_rows % hidden_a].copy()
+    w_hh_a[gate_rows, gate_rows % hidden_a] = 0.0
+    a_recurrent = quantize_matrix(w_hh_a, dtype)
+    n_blocks = (a_recurrent.row_ptr.shape[0] - 1) * hidden_a
+    live_blocks = int(np.any(w_hh_a.reshape(-1, 16, hidden_a) != 0, axis=1).sum()) if hidden_a else 0
+    b_gates = -(-3 * hidden_b // 16) * 16
+    b_bias = np.zeros(b_gates, dtype)
+    b_bias[: 3 * hidden_b] = numpy(model.gru_b.bias_hh_l0)
+    fc = model.dual_fc
+    return PackedLPCNetInt8(
+        hidden_a=hidden_a,
+        hidden_b=hidden_b,
+        levels=levels,
+        a_recurrent=a_recurrent,
+        a_diagonal=diagonal.astype(dtype),
+        a_bias=numpy(model.gru_a.bias_hh_l0).astype(dtype),
+        b_input=quantize_matrix(numpy(model.gru_b.weight_ih_l0[:, :hidden_a]), dtype, dense=True),
+        b_recurrent=quantize_matrix(numpy(model.gru_b.weight_hh_l0), dtype, dense=True),
+        b_bias=b_bias,
+        fc=pack_dense(numpy(fc.weight.reshape(2 * levels, -1)), dtype),
+        fc_bias=numpy(fc.bias).reshape(-1).astype(dtype),
+        fc_scale=numpy(fc.scale).reshape(-1).astype(dtype),
+        density=live_blocks / n_blocks if n_blocks else 0.0,
+    )
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def _synthesize_int8_kernel(tables, a_frame, b_frame,
+                            a_ptr, a_idx, a_weights, a_scale, a_diagonal, a_bias,
+                            bi_ptr, bi_idx, bi_weights, bi_scale,
+                            br_ptr, br_idx, br_weights, br_scale, b_bias,
+                            fc, fc_bias, fc_scale,
+                            lpc, exponent, uniforms, decision_levels, hop, hidden_b, pdf_floor, first, last,
+                            excitation, signal, prediction):
+    """The per-sample loop for utterances ``[first, last)``, one after the other.
+
+    ``exponent`` and ``pdf_floor`` (a one-element array) come in the network dtype; LPC, signal,
+    prediction and uniforms are float64 (as in the float kernel).
+    """
+    dtype = tables.dtype
+    levels = tables.shape[1]
+    a_gates = tables.shape[2]
+    hidden_a = a_gates // 3
+    a_rows = (a_ptr.shape[0] - 1) * 16
+    b_gates = b_frame.shape[2]
+    fc_rows = fc.shape[0] // hidden_b
+    order = lpc.shape[2]
+    n_samples = uniforms.shape[1]
+    mu = float(levels - 1)
+    one = one_like(tables[0, 0, 0])
+    zero = one - one
+    floor = pdf_floor[0]
+    h_a = np.zeros(hidden_a, dtype)
+    q_a = np.zeros(hidden_a, np.int8)
+    x_a = np.zeros(a_gates, dtype)
+    g_a = np.zeros(a_rows, dtype)
+    h_b = np.zeros(hidden_b, dtype)
+    q_b = np.zeros(hidden_b, np.int8)
+    x_b = np.zeros(b_gates, dtype)
+    g_b = np.zeros(b_gates, dtype)
+    pre = np.zeros(fc_rows, dtype)
+    logits = np.zeros(levels, dtype)
+    weights = np.zeros(levels, dtype)
+    history = np.zeros(order)
+    for u in range(first, last):
+        h_a[:] = zero
+        q_a[:] = 0
+        h_b[:] = zero
+        q_b[:] = 0
+        history[:] = 0.0
+        code = levels // 2
+        for t in range(n_samples):
+            f = t // hop
+            # LPC prediction and GRU_A inputs: table rows + frame term
+            predicted = 0.0
+            for k in range(order):
+                predicted -= lpc[u, f, k] * history[k]
+            frame_a = a_frame[u, f]
+            row_s = tables[0, _mulaw_encode(history[0], decision_levels)]
+            row_p = tables[1, _mulaw_encode(predicted, decision_levels)]
+            row_e = tables[2, code]
+            for i in range(a_gates):
+                x_a[i] = frame_a[i] + row_s[i] + row_p[i] + row_e[i]
+            # GRU_A recurrent: bias + float diagonal + int8 block-sparse product of the quantized state
+            for gate in range(3):
+                offset = gate * hidden_a
+                for j in range(hidden_a):
+                    g_a[offset + j] = a_bias[offset + j] + a_diagonal[offset + j] * h_a[j]
+            int8_block_gemv(a_ptr, a_idx, a_weights, q_a, a_scale, g_a)
+            _gru_update(x_a, g_a, h_a, hidden_a)
+            quantize_activations(h_a, q_a)
+
+            # GRU_B: frame term + int8 input product on GRU_A's quantized state; int8 recurrent product
+            frame_b = b_frame[u, f]
+            for i in range(b_gates):
+                x_b[i] = frame_b[i]
+                g_b[i] = b_bias[i]
+            int8_dense_gemv(bi_ptr, bi_idx, bi_weights, q_a, bi_scale, x_b)
+            int8_dense_gemv(br_ptr, br_idx, br_weights, q_b, br_scale, g_b)
+            _gru_update(x_b, g_b, h_b, hidden_b)
+            quantize_activations(h_b, q_b)
+
+            # DualFC (float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
+            for i in range(2 * levels):
+                pre[i] = fc_bias[i]
+            _dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
+            for k in range(levels):
+                first_branch = fc_scale[k] * vtanh(pre[k])
+                logits[k] = first_branch + fc_scale[levels + k] * vtanh(pre[levels + k])
+            peak = logits[0]
+            for k in range(1, levels):
+                peak = max(peak, logits[k])
+            power = exponent[u, f]
+            for k in range(levels):
+                weights[k] = vexp(power * (logits[k] - peak))
+            inverse = one / _total(weights)
+            for k in range(levels):
+                weights[k] = max(weights[k] * inverse - floor, zero)
+            threshold = uniforms[u, t] * _total(weights)
+            cumulative = 0.0
+            code = levels - 1
+            for k in range(levels):
+                cumulative += weights[k]
+                if threshold < cumulative:
+                    code = k
+                    break
+            sample = predicted + _mulaw_decode(code, mu)
+            for k in range(order - 1, 0, -1):
+                history[k] = history[k - 1]
+            history[0] = sample
+            excitation[u, t] = code
+            signal[u, t] = sample
+            prediction[u, t] = predicted
+
+
+def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
+                    lpc: np.ndarray | torch.Tensor | None = None,
+                    seed: int = 0, uniforms: np.ndarray | None = None, dtype: np.dtype | type = np.float32,
+                    threads: int = 1, pdf_floor: float = PDF_FLOOR, packed: PackedLPCNetInt8 | None = None,
+                    tempering: str | None = None) -> SynthesisResult:
+    """Synthesize a batch of utterances with the 8-bit kernel.
+
+    Args:
+        model: the network.
+        features: ``(B, T, n_features)`` raw features.
+        lpc: ``(B, T, order)`` predictor per frame (from the cepstra when omitted).
+        seed: RNG seed (see :mod:`vocoder.inference._lpcnet_sampling`).
+        uniforms: ``(B, T · hop)`` uniforms overriding ``seed``.
+        dtype: float arithmetic outside the int8 products, ``np.float32`` (fast) or ``np.float64``.
+        threads: utterances are split over this many threads.
+        pdf_floor: see :func:`~vocoder.inference._lpcnet_sampling.tempered_distribution`.
+        packed: weights from :func:`pack_lpcnet_int8` (packed here when omitted; pass them to amortize).
+        tempering: see :func:`~vocoder.inference._lpcnet_sampling.sampling_exponent` (its default
+            when omitted).
+
+    Returns:
+        A :class:`~vocoder.inference._lpcnet_sampling.SynthesisResult`.
+    """
+    dtype = np.dtype(dtype)
+    if packed is None:
+        packed = pack_lpcnet_int8(model, dtype)
+    elif packed.dtype != dtype:
+        raise ValueError(f"packed weights are {packed.dtype}, requested {dtype}")
+    options = {} if tempering is None else {"tempering": tempering}
+    inputs = prepare_synthesis(model, features, lpc, seed, uniforms, **options)
+    batch, frames, _ = inputs.a_frame.shape
+    n_samples = frames * model.hop_length
+    b_gates = packed.b_bias.shape[0]
+
+    def array(tensor: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=dtype)
+
+    b_frame = np.zeros((batch, frames, b_gates), dtype=dtype)
+    b_frame[..., : 3 * packed.hidden_b] = array(inputs.b_frame)
+    a, bi, br = packed.a_recurrent, packed.b_input, packed.b_recurrent
+    arguments = (
+        array(inputs.tables), array(inputs.a_frame), b_frame,
+        a.row_ptr, a.col_idx, a.weights, a.scale, packed.a_diagonal, packed.a_bias,
+        bi.row_ptr, bi.col_idx, bi.weights, bi.scale,
+        br.row_ptr, br.col_idx, br.weights, br.scale, packed.b_bias,
+        packed.fc, packed.fc_bias, packed.fc_scale,
+        np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
+        np.ascontiguousarray(inputs.uniforms), mulaw_decision_levels(model.mulaw_bits), model.hop_length,
+        packed.hidden_b, np.full(1, pdf_floor, dtype),
+    )
+    excitation = np.zeros((batch, n_samples), np.int64)
+    signal = np.zeros((batch, n_samples), np.float64)
+    prediction = np.zeros((batch, n_samples), np.float64)
+    workers = max(1, min(int(threads), batch))
+    bounds = [round(i * batch / workers) for i in range(workers + 1)]
+    jobs = [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+    errors: list[BaseException] = []
+
+    def run(first: int, last: int) -> None:
+        try:
+            _synthesize_int8_kernel(*arguments, first, last, excitation, signal, prediction)
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    if len(jobs) == 1:
+        run(*jobs[0])
+    else:
+        pool = [threading.Thread(target=run, args=job) for job in jobs]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)

@@ -1,0 +1,283 @@
+"""8-bit matrix–vector products for the int8 LPCNet sampler: int8 weights, int8 activations, int32 sums.
+
+The arithmetic (what every implementation below computes exactly, so that they agree bit for bit
+with each other and with a float64 reference):
+
+* weights are quantized per output row: ``scale_r = max_c |W[r, c]| / 127``,
+  ``Wq[r, c] = round(W[r, c] / scale_r)`` ∈ [-127, 127] (:func:`quantize_rows`);
+* activations in [-1, 1] (GRU states) are quantized with the fixed step 1/127:
+  ``xq = floor(127·x + ½)`` ∈ [-127, 127] (:func:`quantize_activations`);
+* the product is the exact integer ``acc_r = Σ_c Wq[r, c]·xq[c]`` (|acc| < 2³¹ for any width
+  below 133,000), added to the float output as ``y_r += acc_r · s_r`` with ``s_r = scale_r / 127``
+  (one fused multiply–add).
+
+Layout (:func:`pack_int8_blocks`): the matrix is cut into LPCNet's 16×1 blocks (16 consecutive
+output rows × one input column); the non-zero blocks of each 16-row block row are taken four at a
+time (padded with zero blocks to a multiple of four) and stored as 64 bytes, lane-major: the four
+weights of output row ``i`` are bytes ``4i … 4i + 3``. That is the operand shape of the x86 byte dot
+products (four int8 products summed into each 32-bit lane), while pruned blocks cost nothing.
+
+:func:`int8_block_gemv` is the product. On a target with AVX2 it is written in LLVM IR with
+``vpsignb`` / ``vpmaddubsw`` / ``vpmaddwd`` (xiph's AVX2 dot-product build multiplies unsigned
+activations with signed weights the same way; moving the activations' sign onto the weights keeps
+every 16-bit pair sum ≤ 2·127·127 < 2¹⁵, so nothing saturates and the sums stay exact); elsewhere it
+is a plain integer loop. :func:`int8_isa` says which one the current numba target gets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils, config
+from numba.extending import intrinsic, overload
+
+#: Output rows per block (LPCNet's 16×1 blocks) and input columns per stored group.
+INT8_BLOCK_ROWS = 16
+INT8_GROUP = 4
+#: The activation quantization step is 1 / ACTIVATION_LEVELS.
+ACTIVATION_LEVELS = 127
+
+
+def int8_isa() -> str:
+    """``"avx2"`` when numba's target CPU has AVX2 (the LLVM IR product), else ``"generic"``.
+
+    The target is what numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's features
+    (``NUMBA_CPU_NAME`` alone does not change numba's feature string).
+    """
+    import llvmlite.binding as ll
+
+    features = config.CPU_FEATURES
+    if features is None:
+        features = ll.get_host_cpu_features().flatten()
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "generic"
+    return "avx2" if "+avx2" in features.split(",") else "generic"
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row symmetric int8 quantization.
+
+    Args:
+        matrix: ``(rows, cols)`` float weights.
+
+    Returns:
+        ``(Wq, scale)``: ``(rows, cols)`` int8 with ``W ≈ Wq · scale[:, None]``, and ``(rows,)``
+        float64 ``scale_r = max |W[r]| / 127`` (0 for an all-zero row, whose ``Wq`` is 0).
+    """
+    matrix = np.asarray(matrix, np.float64)
+    peak = np.abs(matrix).max(axis=1) if matrix.shape[1] else np.zeros(matrix.shape[0])
+    scale = peak / 127.0
+    safe = np.where(scale > 0, scale, 1.0)
+    quantized = np.clip(np.rint(matrix / safe[:, None]), -127, 127).astype(np.int8)
+    return quantized, scale
+
+
+def quantize_activations_reference(x: np.ndarray) -> np.ndarray:
+    """``floor(127·x + ½)`` clipped to [-127, 127], as int64 (the float64 reference of the kernels)."""
+    return np.clip(np.floor(ACTIVATION_LEVELS * np.asarray(x, np.float64) + 0.5), -127, 127).astype(np.int64)
+
+
+@njit(inline="always")
+def quantize_activations(x, xq):
+    """``xq[i] = floor(127·x[i] + ½)`` (int8) for ``x`` in [-1, 1] (values outside are clipped)."""
+    levels = x.dtype.type(ACTIVATION_LEVELS)
+    half = x.dtype.type(0.5)
+    for i in range(x.shape[0]):
+        value = np.floor(levels * x[i] + half)
+        value = min(max(value, -levels), levels)
+        xq[i] = np.int8(value)
+
+
+def pack_int8_blocks(quantized: np.ndarray, keep: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pack an int8 matrix into the grouped 16×1 block layout of :func:`int8_block_gemv`.
+
+    Args:
+        quantized: ``(rows, cols)`` int8 weights (rows are zero-padded to a multiple of 16).
+        keep: ``(ceil(rows/16), cols)`` bool, the blocks to store (default: every block with a non-zero
+            weight). Pass all-True for a dense matrix.
+
+    Returns:
+        ``row_ptr`` ``(ceil(rows/16) + 1,)`` int32 (in groups of four blocks), ``col_idx``
+        ``(4·groups,)`` int32 (padding entries repeat a stored column and have zero weights) and
+        ``weights`` ``(64·groups,)`` int8, group ``g`` at ``64g``, row ``i`` of it at ``64g + 4i``.
+    """
+    quantized = np.asarray(quantized)
+    rows, cols = quantized.shape
+    n_block_rows = -(-rows // INT8_BLOCK_ROWS)
+    padded = np.zeros((n_block_rows * INT8_BLOCK_ROWS, cols), np.int8)
+    padded[:rows] = quantized
+    grouped = padded.reshape(n_block_rows, INT8_BLOCK_ROWS, cols)
+    if keep is None:
+        keep = np.any(grouped != 0, axis=1)
+    row_ptr = np.zeros(n_block_rows + 1, np.int32)
+    columns: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for block_row in range(n_block_rows):
+        live = np.flatnonzero(keep[block_row])
+        n_groups = -(-live.shape[0] // INT8_GROUP)
+        row_ptr[block_row + 1] = row_ptr[block_row] + n_groups
+        if n_groups == 0:
+            continue
+        filler = live[-1] if live.shape[0] else 0
+        padded_columns = np.full(n_groups * INT8_GROUP, filler, np.int64)
+        padded_columns[: live.shape[0]] = live
+        block = grouped[block_row][:, padded_columns].astype(np.int8)  # (16, 4·groups)
+        block[:, live.shape[0]:] = 0
+        # (16, groups, 4) → (groups, 16, 4): lane-major within a group
+        weights.append(block.reshape(INT8_BLOCK_ROWS, n_groups, INT8_GROUP).transpose(1, 0, 2).reshape(-1))
+        columns.append(padded_columns.astype(np.int32))
+    col_idx = np.concatenate(columns) if columns else np.zeros(0, np.int32)
+    packed = np.concatenate(weights) if weights else np.zeros(0, np.int8)
+    return row_ptr, col_idx, np.ascontiguousarray(packed, dtype=np.int8)
+
+
+@njit(nogil=True, cache=True)
+def int8_block_gemv_generic(row_ptr, col_idx, weights, xq, scale, y):
+    """Portable :func:`int8_block_gemv` (integer loops)."""
+    acc = np.zeros(16, np.int32)
+    for block_row in range(row_ptr.shape[0] - 1):
+        acc[:] = 0
+        for group in range(row_ptr[block_row], row_ptr[block_row + 1]):
+            base = 4 * group
+            x0 = np.int32(xq[col_idx[base]])
+            x1 = np.int32(xq[col_idx[base + 1]])
+            x2 = np.int32(xq[col_idx[base + 2]])
+            x3 = np.int32(xq[col_idx[base + 3]])
+            w = weights[64 * group : 64 * group + 64]
+            for i in range(16):
+                acc[i] += (np.int32(w[4 * i]) * x0 + np.int32(w[4 * i + 1]) * x1
+                           + np.int32(w[4 * i + 2]) * x2 + np.int32(w[4 * i + 3]) * x3)
+        for i in range(16):
+            row = 16 * block_row + i
+            y[row] += acc[i] * scale[row]
+
+
+def _is_vector(array, dtype) -> bool:
+    return isinstance(array, types.Array) and array.ndim == 1 and array.dtype == dtype
+
+
+def _make_int8_gemv_avx2(dense: bool):
+    """The AVX2 product; ``dense``: group ``g`` of a block row holds the columns ``4g … 4g + 3``."""
+
+    @intrinsic
+    def int8_gemv_avx2(typingctx, row_ptr, col_idx, weights, xq, scale, y):
+        if not (_is_vector(row_ptr, types.int32) and _is_vector(col_idx, types.int32)
+                and _is_vector(weights, types.int8) and _is_vector(xq, types.int8)
+                and isinstance(y, types.Array) and y.ndim == 1 and y.dtype in (types.float32, types.float64)
+                and _is_vector(scale, y.dtype)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+            bytes32, words16, ints8 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+            floats8 = ir.VectorType(context.get_value_type(signature.args[5].dtype), 8)
+            module = builder.module
+
+            def function(name, result, *arguments):
+                return cgutils.get_or_insert_function(module, ir.FunctionType(result, list(arguments)), name)
+
+            psign = function("llvm.x86.avx2.psign.b", bytes32, bytes32, bytes32)
+            pabs = function("llvm.abs.v32i8", bytes32, bytes32, ir.IntType(1))
+            maddubs = function("llvm.x86.avx2.pmadd.ub.sw", words16, bytes32, bytes32)
+            maddwd = function("llvm.x86.avx2.pmadd.wd", ints8, words16, words16)
+            suffix = "f32" if signature.args[5].dtype == types.float32 else "f64"
+            fma = function(f"llvm.fma.v8{suffix}", floats8, floats8, floats8, floats8)
+            arrays = [context.make_array(signature.args[k])(context, builder, args[k]) for k in range(6)]
+            ptr_a, idx_a, w_a, x_a, scale_a, y_a = arrays
+            n_rows = builder.sub(cgutils.unpack_tuple(builder, ptr_a.shape)[0], ir.Constant(i64, 1))
+            ones = ir.Constant(words16, [1] * 16)
+            splat = ir.Constant(ints8, [0] * 8)
+
+            def const(value):
+                return ir.Constant(i64, value)
+
+            def load_i64(array, position):
+                return builder.sext(builder.load(builder.gep(array.data, [position])), i64)
+
+            accumulators = [cgutils.alloca_once(builder, ints8) for _ in range(2)]
+            with cgutils.for_range(builder, n_rows) as row_loop:
+                row = row_loop.index
+                start = load_i64(ptr_a, row)
+                end = load_i64(ptr_a, builder.add(row, const(1)))
+                for accumulator in accumulators:
+                    builder.store(ir.Constant(ints8, None), accumulator)
+                with cgutils.for_range(builder, builder.sub(end, start)) as group_loop:
+                    group = builder.add(start, group_loop.index)
+                    if dense:  # four consecutive activations: one 32-bit load
+                        pointer = builder.gep(x_a.data, [builder.mul(group_loop.index, const(4))])
+                        packed = builder.load(builder.bitcast(pointer, i32.as_pointer()), align=1)
+                    else:  # gather the four activations of the group's columns
+                        packed = ir.Constant(i32, 0)
+                        for k in range(4):
+                            column = load_i64(idx_a, builder.add(builder.mul(group, const(4)), const(k)))
+                            byte = builder.zext(builder.load(builder.gep(x_a.data, [column])), i32)
+                            packed = builder.or_(packed, builder.shl(byte, ir.Constant(i32, 8 * k)))
+                    undefined = ir.Constant(ints8, ir.Undefined)
+                    vector = builder.insert_element(undefined, packed, ir.Constant(i32, 0))
+                    vector = builder.shuffle_vector(vector, undefined, splat)
+                    x_bytes = builder.bitcast(vector, bytes32)
+                    x_abs = builder.call(pabs, [x_bytes, ir.Constant(ir.IntType(1), 0)])
+                    base = builder.mul(group, const(64))
+                    for half in range(2):
+                        pointer = builder.gep(w_a.data, [builder.add(base, const(32 * half))])
+                        w = builder.load(builder.bitcast(pointer, bytes32.as_pointer()), align=1)
+                        # the activations' signs moved onto the weights: |x| · (±w), pair sums < 2^15
+                        pairs = builder.call(maddubs, [x_abs, builder.call(psign, [w, x_bytes])])
+                        quads = builder.call(maddwd, [pairs, ones])
+                        total = builder.add(builder.load(accumulators[half]), quads)
+                        builder.store(total, accumulators[half])
+                for half in range(2):  # y += float(acc) · scale
+                    offset = builder.add(builder.mul(row, const(16)), const(8 * half))
+                    y_pointer = builder.bitcast(builder.gep(y_a.data, [offset]), floats8.as_pointer())
+                    s_pointer = builder.bitcast(builder.gep(scale_a.data, [offset]), floats8.as_pointer())
+                    total = builder.sitofp(builder.load(accumulators[half]), floats8)
+                    result = builder.call(fma, [total, builder.load(s_pointer, align=1),
+                                                builder.load(y_pointer, align=1)])
+                    builder.store(result, y_pointer, align=1)
+            return context.get_dummy_value()
+
+        return types.void(row_ptr, col_idx, weights, xq, scale, y), codegen
+
+    return int8_gemv_avx2
+
+
+int8_block_gemv_avx2 = _make_int8_gemv_avx2(dense=False)
+int8_dense_gemv_avx2 = _make_int8_gemv_avx2(dense=True)
+
+
+def int8_block_gemv(row_ptr, col_idx, weights, xq, scale, y):
+    """``y[16r + i] += scale[16r + i] · Σ`` int8 weights × ``xq`` over the stored blocks of block row ``r``.
+
+    The sum is exact (int32). Arrays (1-D, contiguous): ``row_ptr``/``col_idx`` int32 and ``weights``
+    int8 from :func:`pack_int8_blocks`, ``xq`` int8 activations, ``scale`` and ``y`` float32 or
+    float64 of length ≥ 16·(len(row_ptr) − 1). Numba code only; the implementation is chosen for the
+    compile target (:func:`int8_isa`). :func:`int8_dense_gemv` is the same for a matrix packed with
+    every block kept (consecutive columns: one load per group instead of four).
+    """
+    raise NotImplementedError("int8_block_gemv is called from numba code")
+
+
+def int8_dense_gemv(row_ptr, col_idx, weights, xq, scale, y):
+    """:func:`int8_block_gemv` for a matrix packed with every block kept (see there)."""
+    raise NotImplementedError("int8_dense_gemv is called from numba code")
+
+
+def _int8_overload(avx2_product):
+    def typer(row_ptr, col_idx, weights, xq, scale, y):
+        if int8_isa() == "avx2":
+            def impl(row_ptr, col_idx, weights, xq, scale, y):
+                avx2_product(row_ptr, col_idx, weights, xq, scale, y)
+        else:
+            def impl(row_ptr, col_idx, weights, xq, scale, y):
+                int8_block_gemv_generic(row_ptr, col_idx, weights, xq, scale, y)
+        return impl
+
+    return typer
+
+
+overload(int8_block_gemv, inline="always")(_int8_overload(int8_block_gemv_avx2))
+overload(int8_dense_gemv, inline="always")(_int8_overload(int8_dense_gemv_avx2))
