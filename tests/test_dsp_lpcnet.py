@@ -19,8 +19,10 @@ from vocoder.dsp import (
     lpc_from_cepstrum,
     lpc_predict,
     lpcnet_features,
+    period_from_feature,
     pitch_track,
     preemphasis,
+    xiph_pitch_correlation,
 )
 from vocoder.dsp._bark import analysis_window, band_compensation, log_band_energies
 
@@ -320,7 +322,7 @@ def test_lpc_from_cepstrum_prediction_gain(sample_root, slt_root):
         features, lpc = lpcnet_features(audio)
         n_frames = len(features)
         emphasized = preemphasis(audio)[:n_frames * 160]
-        voiced = features[:, 19] > 0.5
+        voiced = features[:, 19] > 0.0  # stored g − 0.5: g > 0.5
         residual = emphasized - lpc_predict(emphasized, lpc.astype(np.float64))
         direct_residual = emphasized - lpc_predict(emphasized, _direct_lpc(emphasized, n_frames))
         previous = np.concatenate([[0.0], emphasized[:-1]])
@@ -430,12 +432,13 @@ def test_lpcnet_features_consistency(slt_root):
     # Synthesis recomputes the LPC from the stored features alone.
     np.testing.assert_array_equal(lpc, lpc_from_cepstrum(features[:, :18]))
     np.testing.assert_allclose(features[:, :18], bark_cepstrum(audio), rtol=1e-6, atol=1e-5)
-    period, correlation = pitch_track(audio)
-    np.testing.assert_allclose(features[:, 18], period, rtol=1e-6)
-    np.testing.assert_allclose(features[:, 19], correlation, atol=1e-7)
-    assert np.all((features[:, 18] >= 32) & (features[:, 18] <= 256))
-    assert np.all((features[:, 19] >= 0) & (features[:, 19] <= 1))
-    assert np.mean(features[:, 19] > 0.5) > 0.3  # real speech is largely voiced
+    period, _ = pitch_track(audio)
+    # xiph's storage: (T − 100) / 50 and g − 0.5
+    np.testing.assert_allclose(features[:, 18], (period - 100) / 50, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(period_from_feature(features[:, 18]), period, rtol=1e-6)
+    assert np.all((features[:, 18] >= (32 - 100) / 50 - 1e-6) & (features[:, 18] <= (256 - 100) / 50 + 1e-6))
+    assert np.all(features[:, 19] <= 0.5 + 1e-6)
+    assert np.mean(features[:, 19] > 0.0) > 0.3  # real speech is largely voiced (g > 0.5)
 
 
 @pytest.mark.parametrize("audio", [np.zeros(16000), 1e-9 * np.random.default_rng(0).standard_normal(16000)],
@@ -443,7 +446,7 @@ def test_lpcnet_features_consistency(slt_root):
 def test_lpcnet_features_silence_is_finite(audio):
     features, lpc = lpcnet_features(audio)
     assert np.all(np.isfinite(features)) and np.all(np.isfinite(lpc))
-    assert np.all(features[:, 19] < 0.5)
+    np.testing.assert_allclose(features[:, 19], -0.5, atol=1e-3)  # g = 0 stored as −0.5
     # Silence sits at the log floor: every band log10(1e-2) = −2, so c0 = −2·sqrt(18) − 4.
     np.testing.assert_allclose(features[:, 0], -2 * np.sqrt(18) - 4, atol=1e-3)
 
@@ -455,3 +458,72 @@ def test_lpcnet_features_validation():
         lpcnet_features(np.zeros((2, 16000)))
     with pytest.raises(ValueError):
         lpcnet_features(np.zeros(16000, dtype=np.int16))
+
+
+def _xiph_correlation_by_hand(pcm, lpc, period, radius=4):
+    """Float64 loops over xiph's definition (no vectorization): residual, smoothing, per half-frame
+    2xy/(1+xx+yy) maximized over lags ±radius with the 3× interpolation, energy-weighted per
+    4-frame superframe."""
+    interp = [0.026184, -0.098339, 0.369938, 0.837891, -0.184969, 0.070242, -0.020947]
+    n_frames, order = lpc.shape
+    r = []
+    for n in range(n_frames * 160):
+        acc = pcm[n]
+        for k in range(1, order + 1):
+            if n - k >= 0:
+                acc += lpc[n // 160, k - 1] * pcm[n - k]
+        r.append(acc)
+    x = [r[n] + (0.7 * r[n - 1] if n else 0.0) for n in range(len(r))]
+
+    def xc(h, lag):
+        xy = e0 = e1 = 0.0
+        for i in range(80):
+            a = x[80 * h + i]
+            b = x[80 * h + i - lag] if 80 * h + i - lag >= 0 else 0.0
+            xy, e0, e1 = xy + a * b, e0 + a * a, e1 + b * b
+        return 2 * xy / (1 + e0 + e1), e0
+
+    halves = []
+    for h in range(2 * n_frames):
+        lag0 = int(min(max(round(period[h // 2]), 32), 256))
+        best = -1e30
+        for lag in range(lag0 - radius, lag0 + radius + 1):
+            values = [xc(h, lag + j)[0] for j in range(-3, 4)]
+            v1 = sum(values[j] * interp[j] for j in range(7))
+            v2 = sum(values[6 - j] * interp[j] for j in range(7))
+            best = max(best, values[3], v1, v2)
+        halves.append((best, xc(h, lag0)[1]))
+    g = np.zeros(n_frames)
+    for first in range(0, n_frames, 4):
+        hs = halves[2 * first : 2 * first + 8]
+        value = sum(c * w for c, w in hs) / (1e-15 + sum(w for _, w in hs))
+        g[first : first + 4] = value
+    return g
+
+
+def test_xiph_pitch_correlation_matches_definition(slt_root):
+    audio = _utterances(slt_root, 1)[0][16000:16000 + 12 * 160].astype(np.float64)
+    emphasized = preemphasis(audio) * 32768.0
+    features, lpc = lpcnet_features(audio)
+    period = period_from_feature(features[:, 18].astype(np.float64))
+    expected = _xiph_correlation_by_hand(emphasized, lpc.astype(np.float64), period)
+    got = xiph_pitch_correlation(emphasized, lpc, period)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    assert np.ptp(expected) > 0.05  # not a constant: the segment holds voiced and weaker frames
+    # stored as g − 0.5 (float32; the stored period is float32 too, so compare loosely)
+    np.testing.assert_allclose(features[:, 19], expected - 0.5, atol=1e-3)
+
+
+def test_xiph_pitch_correlation_of_a_periodic_signal():
+    # a pulse train of period 100: the residual repeats exactly, g → 1; white noise: g ≈ 0
+    n = 16 * 160
+    pulses = np.zeros(n)
+    pulses[::100] = 8000.0
+    lpc = np.zeros((16, 16))
+    g_periodic = xiph_pitch_correlation(pulses, lpc, np.full(16, 100.0))
+    assert np.all(g_periodic[4:] > 0.95)
+    noise = 3000.0 * np.random.default_rng(0).standard_normal(n)
+    g_noise = xiph_pitch_correlation(noise, lpc, np.full(16, 100.0))
+    assert np.all(np.abs(g_noise) < 0.45) and abs(g_noise.mean()) < 0.2
+    # every frame of a 4-frame superframe shares one value, as in xiph's encoder
+    assert np.all(g_noise.reshape(4, 4) == g_noise.reshape(4, 4)[:, :1])

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vocoder.cli._validate import ConfigError, check_dataclass_section
-from vocoder.data import ARCTIC_SPEAKERS, DEFAULT_BASE_URL, FeatureSettings
+from vocoder.data import ARCTIC_SPEAKERS, DEFAULT_BASE_URL, AugmentSettings, FeatureSettings
 
 # FeatureSettings is frozen (it is hashed into cache fingerprints) and OmegaConf cannot merge into
 # frozen dataclasses; this mutable twin is generated from it so the fields are defined only once.
@@ -26,6 +26,26 @@ _FeaturesFields = dataclasses.make_dataclass(
     "_FeaturesFields",
     [(f.name, _FEATURE_HINTS[f.name], field(default=f.default)) for f in dataclasses.fields(FeatureSettings)],
 )
+
+# AugmentSettings is frozen too (the datasets hold it); its mutable twin checks values through it.
+_AUGMENT_HINTS = typing.get_type_hints(AugmentSettings)
+_AugmentFields = dataclasses.make_dataclass(
+    "_AugmentFields",
+    [(f.name, _AUGMENT_HINTS[f.name], field(default=f.default)) for f in dataclasses.fields(AugmentSettings)],
+)
+
+
+@dataclass
+class AugmentConfig(_AugmentFields):
+    """``data.augment``: the fields of :class:`vocoder.data.AugmentSettings` (xiph's augmentation)."""
+
+    def __post_init__(self) -> None:
+        try:
+            AugmentSettings(**dataclasses.asdict(self))
+        except ValueError as exc:
+            key = str(exc).split(" ", 1)[0]
+            raise ConfigError(f"data.augment.{key}: {str(exc).split(' ', 1)[1]}") from None
+
 
 LPCNET_SAMPLE_RATE = 16000
 LPCNET_HOP_LENGTH = 160
@@ -115,6 +135,7 @@ class DataConfig:
     base_url: str = DEFAULT_BASE_URL
     cache_dir: str = "cache/slt"
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     num_workers: int = 2
     on_error: str = "skip"

@@ -38,7 +38,10 @@ def run(cfg: DictConfig) -> int:
             fail(PROG, f"{key}: missing; give {key}=... (or export=FILE.pt to export the model)")
     if cfg.batch_size < 1:
         fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
-    vocoder = load(cfg.checkpoint, use_ema=cfg.use_ema, **({"threads": cfg.threads} if cfg.threads else {}))
+    options = {"threads": cfg.threads} if cfg.threads else {}
+    if cfg.get("tempering") not in (None, "xiph"):
+        options["tempering"] = cfg.tempering  # LPCNet only: other families reject it
+    vocoder = load(cfg.checkpoint, use_ema=cfg.use_ema, **options)
     inputs = collect_inputs(Path(cfg.input), cfg.split)
     if cfg.limit:
         inputs = inputs[: int(cfg.limit)]

@@ -1,6 +1,7 @@
 """Corpora (ARCTIC layout, download, splits), feature extraction and cache, torch datasets."""
 
 from vocoder.data._audio import load_audio
+from vocoder.data._augment import AugmentDraw, AugmentSettings, augment_waveform, draw_augmentation
 from vocoder.data._corpus import CorpusUtterance, list_utterances, read_transcripts
 from vocoder.data._datasets import (
     CacheError,
@@ -46,6 +47,10 @@ from vocoder.data._splits import (
 )
 
 __all__ = [
+    "AugmentDraw",
+    "AugmentSettings",
+    "augment_waveform",
+    "draw_augmentation",
     "ARCTIC_SPEAKERS",
     "DEFAULT_BASE_URL",
     "DEFAULT_SPLIT_SIZE",

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vocoder.data._augment import AugmentSettings, augment_waveform, draw_augmentation
 from vocoder.data._errors import DataError
-from vocoder.dsp import preemphasis
+from vocoder.dsp import bark_cepstrum, lpc_from_cepstrum, preemphasis
 
 
 class CacheError(DataError):
@@ -88,14 +89,21 @@ class LPCNetSegments(torch.utils.data.Dataset):
         history: samples of past before the segment (≥ LPC order + 1).
         preemphasis_alpha: pre-emphasis applied to the waveform (LPC predicts that signal).
         context: feature frames of context on each side (2 for LPCNet's two kernel-3 convolutions).
+        augment: xiph's gain/filter augmentation (:mod:`vocoder.data._augment`), drawn from each
+            item's crop seed; the cepstra and LPC are recomputed from the augmented audio.
+        lpc_order: LPC order of the recomputed predictor (augmentation only).
     """
 
     def __init__(self, utterances: list[Utterance], frames: int, hop_length: int, history: int = 160,
-                 preemphasis_alpha: float = 0.85, context: int = 2) -> None:
+                 preemphasis_alpha: float = 0.85, context: int = 2,
+                 augment: AugmentSettings | None = None, lpc_order: int = 16) -> None:
         self.utterances = [u for u in utterances if u.features.shape[0] >= frames]
         if not self.utterances:
             raise CacheError(f"no utterance has {frames} frames; lower the segment length")
         self.frames, self.hop, self.history, self.context = frames, hop_length, history, context
+        self.alpha = preemphasis_alpha
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.lpc_order = lpc_order
         self.emphasized = [preemphasis(u.audio, preemphasis_alpha).astype(np.float32) for u in self.utterances]
 
     def __len__(self) -> int:
@@ -116,8 +124,40 @@ class LPCNetSegments(torch.utils.data.Dataset):
             "signal": torch.from_numpy(np.concatenate([past, wave[first:last]])),
         }
 
+    def augmented_segment(self, index: int, start: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """:meth:`segment` of the augmented audio: new cepstra, LPC and waveform, cached pitch."""
+        utt = self.utterances[index]
+        hop, total = self.hop, utt.features.shape[0]
+        rows = np.clip(np.arange(start - self.context, start + self.frames + self.context), 0, total - 1)
+        first_frame, last_frame = int(rows[0]) - 1, int(rows[-1]) + 2  # one frame of margin each side
+        first, last = start * hop, (start + self.frames) * hop
+        warmup = 2 * hop  # the filters settle before the first analysed sample
+        chunk_start = min(first_frame * hop, first - self.history) - warmup
+        chunk_end = max(last_frame * hop + hop // 2, last)
+        audio = utt.audio
+        chunk = np.zeros(chunk_end - chunk_start)
+        lo, hi = max(chunk_start, 0), min(chunk_end, audio.shape[0])
+        if hi > lo:
+            chunk[lo - chunk_start : hi - chunk_start] = audio[lo:hi]
+        draw = draw_augmentation(self.augment, rng)
+        emphasized = preemphasis(augment_waveform(chunk, draw, self.augment.highpass), self.alpha)
+        offset = first_frame * hop - chunk_start
+        n_frames = last_frame - first_frame
+        window = emphasized[offset : offset + n_frames * hop + hop // 2]
+        bfcc = bark_cepstrum(window, preemphasis=0.0).astype(np.float32)  # frames first_frame … last_frame − 1
+        features = utt.features[rows].copy()
+        features[:, : bfcc.shape[1]] = bfcc[rows - first_frame]
+        lpc = lpc_from_cepstrum(features[self.context : self.context + self.frames, : bfcc.shape[1]],
+                                order=self.lpc_order).astype(np.float32)
+        signal = emphasized[first - self.history - chunk_start : last - chunk_start].astype(np.float32)
+        return {"features": torch.from_numpy(features), "lpc": torch.from_numpy(lpc),
+                "signal": torch.from_numpy(signal)}
+
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         index, crop_seed = key if isinstance(key, tuple) else (key, 0)
         total = self.utterances[index].features.shape[0]
-        start = int(np.random.default_rng(crop_seed).integers(0, total - self.frames + 1))
+        rng = np.random.default_rng(crop_seed)
+        start = int(rng.integers(0, total - self.frames + 1))
+        if self.augment is not None:
+            return self.augmented_segment(index, start, rng)
         return self.segment(index, start)

@@ -6,13 +6,22 @@ No ``torch.nn`` state lives here; functions take arrays/tensors and return array
 from vocoder.dsp._bark import bark_cepstrum, lpc_from_cepstrum
 from vocoder.dsp._emphasis import DEFAULT_ALPHA, deemphasis, preemphasis
 from vocoder.dsp._lpc import levinson_durbin, lpc_predict
-from vocoder.dsp._lpcnet_features import lpcnet_features
+from vocoder.dsp._lpcnet_features import (
+    FEATURES_VERSION,
+    NB_FEATURES,
+    lpcnet_features,
+    period_from_feature,
+    period_to_feature,
+    xiph_pitch_correlation,
+)
 from vocoder.dsp._mulaw import mulaw_compress, mulaw_decode, mulaw_encode, mulaw_expand
 from vocoder.dsp._pitch import pitch_track
 from vocoder.dsp._spectral import log_mel_spectrogram, mel_filterbank, mel_spectrogram, stft
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "FEATURES_VERSION",
+    "NB_FEATURES",
     "bark_cepstrum",
     "deemphasis",
     "levinson_durbin",
@@ -26,7 +35,10 @@ __all__ = [
     "mulaw_decode",
     "mulaw_encode",
     "mulaw_expand",
+    "period_from_feature",
+    "period_to_feature",
     "pitch_track",
     "preemphasis",
     "stft",
+    "xiph_pitch_correlation",
 ]

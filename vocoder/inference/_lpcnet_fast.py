@@ -345,8 +345,8 @@ def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diago
 def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
                     lpc: np.ndarray | torch.Tensor | None = None,
                     seed: int = 0, uniforms: np.ndarray | None = None, dtype: np.dtype | type | None = None,
-                    threads: int = 1, pdf_floor: float = PDF_FLOOR, packed: PackedLPCNet | None = None
-                    ) -> SynthesisResult:
+                    threads: int = 1, pdf_floor: float = PDF_FLOOR, packed: PackedLPCNet | None = None,
+                    tempering: str = "xiph") -> SynthesisResult:
     """Synthesize a batch of utterances with the numba kernel.
 
     Args:
@@ -360,6 +360,7 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
         threads: utterances are split over this many threads.
         pdf_floor: see :func:`~vocoder.inference._lpcnet_sampling.tempered_distribution`.
         packed: weights from :func:`pack_lpcnet` (packed here when omitted; pass them to amortize).
+        tempering: see :func:`~vocoder.inference._lpcnet_sampling.sampling_exponent`.
 
     Returns:
         A :class:`~vocoder.inference._lpcnet_sampling.SynthesisResult`.
@@ -371,7 +372,7 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
         packed = pack_lpcnet(model, dtype)
     elif packed.a_diagonal.dtype != dtype:
         raise ValueError(f"packed weights are {packed.a_diagonal.dtype}, requested {dtype}")
-    inputs = prepare_synthesis(model, features, lpc, seed, uniforms)
+    inputs = prepare_synthesis(model, features, lpc, seed, uniforms, tempering)
     batch, frames, _ = inputs.a_frame.shape
     n_samples = frames * model.hop_length
     b_gates = packed.b_bias.shape[0]
@@ -420,7 +421,8 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
 def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
                       lpc: np.ndarray | torch.Tensor | None = None, seed: int = 0,
                       backend: Literal["fast", "int8", "torch"] = "fast",
-                      dtype: np.dtype | type | None = None, threads: int = 1) -> np.ndarray:
+                      dtype: np.dtype | type | None = None, threads: int = 1, tempering: str = "xiph"
+                      ) -> np.ndarray:
     """Synthesize audio from LPCNet features.
 
     Args:
@@ -432,6 +434,8 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
             :func:`~vocoder.inference._lpcnet_int8.synthesize_int8`) or ``"torch"`` (the reference loop).
         dtype: network arithmetic of the fast backend (model dtype if omitted; float32 for int8).
         threads: threads of the fast backend (utterances are split over them).
+        tempering: ``xiph`` (default), ``raw`` or ``none``; see
+            :func:`~vocoder.inference._lpcnet_sampling.sampling_exponent`.
 
     Returns:
         ``(T · hop,)`` or ``(B, T · hop)`` float32 waveform in [-1, 1].
@@ -441,13 +445,15 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
         features = features[None]
         lpc = None if lpc is None else lpc[None]
     if backend == "fast":
-        result = synthesize_fast(model, features, lpc, seed=seed, dtype=dtype, threads=threads)
+        result = synthesize_fast(model, features, lpc, seed=seed, dtype=dtype, threads=threads,
+                                 tempering=tempering)
     elif backend == "int8":
         from vocoder.inference._lpcnet_int8 import synthesize_int8  # it imports this module
 
-        result = synthesize_int8(model, features, lpc, seed=seed, dtype=dtype or np.float32, threads=threads)
+        result = synthesize_int8(model, features, lpc, seed=seed, dtype=dtype or np.float32, threads=threads,
+                                 tempering=tempering)
     elif backend == "torch":
-        result = synthesize_reference(model, features, lpc, seed=seed)
+        result = synthesize_reference(model, features, lpc, seed=seed, tempering=tempering)
     else:
         raise ValueError(f"backend must be 'fast', 'int8' or 'torch', got {backend!r}")
     return result.waveform[0] if single else result.waveform

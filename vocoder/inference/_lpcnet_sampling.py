@@ -8,9 +8,12 @@ Synthesis runs the frame-rate network once per utterance and then, for every sam
 2. the sample-rate network maps the μ-law codes of ``s_{t−1}``, ``p_t``, ``e_{t−1}`` (all starting at
    the mid level 128) and the frame's conditioning to logits of ``e_t``;
 3. ``e_t`` is drawn from the *tempered* distribution: probabilities raised to
-   ``1 + max(0, 1.5·g_f − 0.5)`` (``g_f`` the frame's pitch correlation) and renormalized, then
-   ``0.002`` subtracted (clamped at 0) — sharper sampling for voiced frames, no low-probability
-   outliers (xiph's ``sample_from_pdf``);
+   ``1 + max(0, 1.5·f_g − 0.5)`` (``f_g`` the frame's *stored* pitch-correlation feature, xiph's
+   ``g − 0.5``: tempering starts at ``g > 0.83`` and tops out at 1.25, as every xiph implementation
+   computes it) and renormalized, then ``0.002`` subtracted (clamped at 0) — sharper sampling for
+   strongly voiced frames, no low-probability outliers (xiph's ``sample_from_pdf``). ``tempering="raw"``
+   applies the formula to ``g`` itself (this project's earlier, over-tempered convention) and
+   ``"none"`` samples the plain distribution;
 4. ``s_t = p_t + μ⁻¹(e_t)``; the waveform is ``s`` de-emphasized (:func:`vocoder.dsp.deemphasis`).
 
 RNG contract (shared by every backend, so they produce identical samples): the excitation of sample
@@ -59,11 +62,30 @@ def sampling_uniforms(seed: int, batch: int, n_samples: int) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(batch, n_samples)
 
 
-def sampling_exponent(pitch_correlation: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """Exponent ``1 + max(0, 1.5·g − 0.5)`` applied to the probabilities (same shape and type as ``g``)."""
-    if isinstance(pitch_correlation, torch.Tensor):
-        return 1.0 + torch.clamp(1.5 * pitch_correlation - 0.5, min=0.0)
-    return 1.0 + np.maximum(1.5 * np.asarray(pitch_correlation, dtype=np.float64) - 0.5, 0.0)
+#: Tempering conventions (see the module docstring).
+TEMPERING = ("xiph", "raw", "none")
+
+
+def sampling_exponent(correlation_feature: torch.Tensor | np.ndarray,
+                      tempering: str = "xiph") -> torch.Tensor | np.ndarray:
+    """Exponent applied to the probabilities (same shape and type as the input).
+
+    Args:
+        correlation_feature: the stored pitch-correlation feature ``f = g − 0.5`` (xiph's layout).
+        tempering: ``xiph``: ``1 + max(0, 1.5·f − 0.5)``; ``raw``: the same formula on ``g = f + 0.5``;
+            ``none``: 1.
+    """
+    if tempering not in TEMPERING:
+        raise ValueError(f"tempering must be one of {TEMPERING}, got {tempering!r}")
+    is_tensor = isinstance(correlation_feature, torch.Tensor)
+    f = correlation_feature if is_tensor else np.asarray(correlation_feature, dtype=np.float64)
+    if tempering == "raw":
+        f = f + 0.5
+    if tempering == "none":
+        return torch.ones_like(f) if is_tensor else np.ones_like(f)
+    if is_tensor:
+        return 1.0 + torch.clamp(1.5 * f - 0.5, min=0.0)
+    return 1.0 + np.maximum(1.5 * f - 0.5, 0.0)
 
 
 def tempered_distribution(logits: torch.Tensor, exponent: torch.Tensor,
@@ -148,7 +170,8 @@ def pad_features(features: np.ndarray, context: int) -> np.ndarray:
 @torch.no_grad()
 def prepare_synthesis(model: LPCNet, features: np.ndarray | torch.Tensor,
                       lpc: np.ndarray | torch.Tensor | None = None,
-                      seed: int = 0, uniforms: np.ndarray | None = None) -> SynthesisInputs:
+                      seed: int = 0, uniforms: np.ndarray | None = None,
+                      tempering: str = "xiph") -> SynthesisInputs:
     """Run the frame-rate part once and collect the per-frame inputs of the sample loop.
 
     Args:
@@ -157,6 +180,7 @@ def prepare_synthesis(model: LPCNet, features: np.ndarray | torch.Tensor,
         lpc: ``(B, T, order)`` predictor per frame; from the cepstra when omitted.
         seed: RNG seed (see the module docstring) when ``uniforms`` is omitted.
         uniforms: ``(B, T · hop)`` uniforms to use instead of the seeded ones.
+        tempering: see :func:`sampling_exponent`.
 
     Returns:
         The :class:`SynthesisInputs`.
@@ -188,7 +212,7 @@ def prepare_synthesis(model: LPCNet, features: np.ndarray | torch.Tensor,
         a_frame=a_frame,
         b_frame=b_frame,
         lpc=lpc,
-        exponent=sampling_exponent(features[..., model.correlation_index]),
+        exponent=sampling_exponent(features[..., model.correlation_index], tempering),
         uniforms=uniforms,
     )
 
@@ -216,7 +240,8 @@ def finish_waveform(signal: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def synthesize_reference(model: LPCNet, features: np.ndarray | torch.Tensor,
                          lpc: np.ndarray | torch.Tensor | None = None, seed: int = 0,
-                         uniforms: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR) -> SynthesisResult:
+                         uniforms: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR,
+                         tempering: str = "xiph") -> SynthesisResult:
     """Synthesize with a plain torch loop, sample by sample, straight from the module's weights.
 
     This is the reference implementation (slow); :func:`vocoder.inference.lpcnet_synthesize` with the
@@ -230,11 +255,12 @@ def synthesize_reference(model: LPCNet, features: np.ndarray | torch.Tensor,
         seed: RNG seed (module docstring).
         uniforms: ``(B, T · hop)`` uniforms overriding ``seed``.
         pdf_floor: see :func:`tempered_distribution`.
+        tempering: see :func:`sampling_exponent`.
 
     Returns:
         A :class:`SynthesisResult`.
     """
-    inputs = prepare_synthesis(model, features, lpc, seed, uniforms)
+    inputs = prepare_synthesis(model, features, lpc, seed, uniforms, tempering)
     with single_torch_thread():
         return _reference_loop(model, inputs, pdf_floor)
 

@@ -88,10 +88,16 @@ class LPCNetVocoder(Vocoder):
 
     conditioning_key = "features"
 
-    def __init__(self, model: nn.Module, features: FeatureSettings, backend: str = "fast", threads: int = 1):
+    def __init__(self, model: nn.Module, features: FeatureSettings, backend: str = "fast", threads: int = 1,
+                 tempering: str = "xiph"):
+        from vocoder.inference._lpcnet_sampling import TEMPERING
+
         super().__init__(model, features)
+        if tempering not in TEMPERING:
+            raise SynthesisError(f"tempering={tempering!r}: must be one of {', '.join(TEMPERING)}")
         self.backend = backend
         self.threads = threads
+        self.tempering = tempering
 
     def analyze(self, wave: np.ndarray) -> np.ndarray:
         from vocoder.dsp import lpcnet_features
@@ -104,7 +110,8 @@ class LPCNetVocoder(Vocoder):
         from vocoder.inference._lpcnet_fast import lpcnet_synthesize
 
         batch, lengths = _pad_frames([np.asarray(c, dtype=np.float32) for c in conditioning])
-        waves = lpcnet_synthesize(self.model, batch, seed=seed, backend=self.backend, threads=self.threads)
+        waves = lpcnet_synthesize(self.model, batch, seed=seed, backend=self.backend, threads=self.threads,
+                                  tempering=self.tempering)
         hop = self.features.hop_length
         return [np.asarray(waves[i, : n * hop], dtype=np.float32) for i, n in enumerate(lengths)]
 
@@ -210,7 +217,8 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     """Rebuild the network of a trainer checkpoint and wrap it for synthesis.
 
     Args:
-        checkpoint: path of a ``.pt`` written by the trainer.
+        checkpoint: path of a ``.pt`` written by the trainer, a weights file
+            (:func:`vocoder.training.export_weights`) or ``pretrained:NAME`` (a packaged model).
         use_ema: load the EMA weights (default) rather than the raw ones.
         device: where the network lives.
         options: passed to the model family's :class:`Vocoder` (e.g. ``backend="torch"``).
@@ -220,9 +228,9 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     """
     from hydra.utils import instantiate
 
-    from vocoder.training._checkpoint import describe_mismatch, load_checkpoint
+    from vocoder.training._checkpoint import describe_mismatch, load_weights
 
-    state = load_checkpoint(checkpoint, map_location=device)
+    state = load_weights(checkpoint, map_location=device)
     config = state["config"]
     try:
         model_cfg, feature_cfg = dict(config["model"]), dict(config["data"]["features"])
@@ -233,6 +241,8 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     if family not in VOCODERS:
         raise SynthesisError(f"{checkpoint}: unknown model {target!r}; known: {', '.join(sorted(VOCODERS))}")
     model = instantiate(model_cfg, _convert_="all")
+    if not use_ema and "model" not in state:
+        raise SynthesisError(f"{checkpoint}: holds the EMA weights only (a weights file); use use_ema=true")
     weights = state["ema" if use_ema else "model"]
     mismatch = describe_mismatch(model.state_dict(), weights)
     if mismatch:

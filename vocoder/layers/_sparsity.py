@@ -11,10 +11,13 @@ of the blocks survives (``d = 1`` before ``t₀``, ``d_final`` from ``t₁`` on)
 ``density = 1 − (1 − d_final)(1 − r³)`` with ``r = 1 − (t − t₀)/(t₁ − t₀)``. Masks are recomputed at
 ``t₀, t₀ + interval, …`` up to ``t₁`` (and at ``t₁``); like xiph, ``round(n_blocks · (1 − d))``
 blocks are removed. For square chunks the diagonal (each unit's own recurrent weight) is always
-kept and excluded from the block norms. Between recomputations the masks are re-applied after
-every optimizer step, so pruned blocks stay exactly zero (xiph re-prunes only at the scheduled steps
-and lets pruned weights grow back in between; keeping them at zero makes every intermediate model
-as sparse as its schedule says).
+kept and excluded from the block norms.
+
+``regrow=True`` is xiph's ``Sparsify`` callback: weights are zeroed only at the scheduled steps and
+grow back from their gradients in between, and from ``t₁`` on the blocks are re-selected by
+magnitude after every step. ``regrow=False`` re-applies the masks after every optimizer step, so
+pruned blocks stay exactly zero and every intermediate model is as sparse as its schedule says.
+Either way, :meth:`apply_masks_to` keeps a copy (the EMA weights) at the current mask.
 """
 
 from __future__ import annotations
@@ -65,10 +68,12 @@ class BlockSparsifier(nn.Module):
         end: step ``t₁`` at which the final densities are reached (xiph: 40,000).
         interval: steps between mask updates in ``[t₀, t₁]`` (xiph: 400).
         block: block shape ``(rows, cols)``; the chunk sizes must be divisible by it.
+        regrow: xiph's behaviour (module docstring) instead of masks held after every step.
     """
 
     def __init__(self, module: nn.Module, targets: Sequence[SparseTarget], start: int = 2000,
-                 end: int = 40000, interval: int = 400, block: Sequence[int] = (16, 1)) -> None:
+                 end: int = 40000, interval: int = 400, block: Sequence[int] = (16, 1),
+                 regrow: bool = False) -> None:
         super().__init__()
         if not 0 <= start < end:
             raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
@@ -78,6 +83,7 @@ class BlockSparsifier(nn.Module):
         if len(block) != 2 or min(block) < 1:
             raise ValueError(f"block must be (rows, cols) >= 1, got {block}")
         self.start, self.end, self.interval, self.block = int(start), int(end), int(interval), block
+        self.regrow = bool(regrow)
         self.targets = tuple(targets)
         # a tuple is not registered as a submodule: the pruned module stays out of our state_dict
         self._module = (module,)
@@ -94,14 +100,14 @@ class BlockSparsifier(nn.Module):
     @classmethod
     def for_gru(cls, gru: nn.GRU, targets: Mapping[str, float] | None = None, start: int = 2000,
                 end: int = 40000, interval: int = 400, block: Sequence[int] = (16, 1),
-                layer: int = 0) -> BlockSparsifier:
+                layer: int = 0, regrow: bool = False) -> BlockSparsifier:
         """Prune the recurrent matrix of one GRU layer per gate.
 
         Args:
             gru: the GRU.
             targets: final densities by gate name ``update`` / ``reset`` / ``candidate`` (missing
                 gates: LPCNet's 0.05 / 0.05 / 0.2).
-            start, end, interval, block: as in the constructor.
+            start, end, interval, block, regrow: as in the constructor.
             layer: the GRU layer.
         """
         final = {"update": 0.05, "reset": 0.05, "candidate": 0.2}
@@ -110,7 +116,7 @@ class BlockSparsifier(nn.Module):
             raise ValueError(f"unknown GRU gates {sorted(unknown)}; use {sorted(final)}")
         final.update({k: float(v) for k, v in (targets or {}).items()})
         target = SparseTarget(f"weight_hh_l{layer}", GRU_GATES, tuple(final[g] for g in GRU_GATES))
-        return cls(gru, [target], start=start, end=end, interval=interval, block=block)
+        return cls(gru, [target], start=start, end=end, interval=interval, block=block, regrow=regrow)
 
     # ---------------------------------------------------------------------------------- helpers
     @staticmethod
@@ -142,7 +148,7 @@ class BlockSparsifier(nn.Module):
         if step < self.start:
             return False
         if step >= self.end:
-            return int(self.last_update) < self.end
+            return self.regrow or int(self.last_update) < self.end
         return (step - self.start) % self.interval == 0
 
     # -------------------------------------------------------------------------------- pruning
@@ -199,7 +205,7 @@ class BlockSparsifier(nn.Module):
         updated = self.is_update_step(step)
         if updated:
             self.update_masks(step)
-        if int(self.last_update) >= 0:
+        if updated or (not self.regrow and int(self.last_update) >= 0):
             self.apply_masks()
         return updated
 
@@ -226,4 +232,5 @@ class BlockSparsifier(nn.Module):
 
     def extra_repr(self) -> str:
         names = ", ".join(t.name for t in self.targets)
-        return f"[{names}], start={self.start}, end={self.end}, interval={self.interval}, block={self.block}"
+        return (f"[{names}], start={self.start}, end={self.end}, interval={self.interval}, block={self.block}, "
+                f"regrow={self.regrow}")

@@ -2,8 +2,10 @@
 ICASSP 2019): a WaveRNN-style sample-rate network that predicts the μ-law excitation of an LPC
 synthesis filter, conditioned by a frame-rate network on 20 acoustic features per 10 ms frame.
 
-Features per frame: ``[c_0 … c_17, T, g]`` — 18 Bark-frequency cepstral coefficients, the pitch
-period ``T`` in samples (32–256, fractional) and the pitch correlation ``g`` in [0, 1].
+Features per frame: ``[c_0 … c_17, f_T, f_g]`` — 18 Bark-frequency cepstral coefficients and the
+pitch as xiph stores it: ``f_T = (T − 100)/50`` for the period ``T`` in samples (32–256) and
+``f_g = g − 0.5`` for the pitch correlation ``g`` (see :mod:`vocoder.dsp._lpcnet_features`). The
+period embedding's row is xiph's ``int(.1 + 50·f_T + 100)``.
 
 Frame-rate network (once per frame): cepstra and correlation normalized with the stored statistics,
 concatenated with a 64-d embedding of the rounded period; two kernel-3 convolutions with ``tanh``
@@ -213,23 +215,30 @@ def gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.T
     return _GRUSequence.apply(input_gates, h0, weight_hh, bias_hh)
 
 
+#: Initialization schemes of :class:`LPCNet`.
+INIT_SCHEMES = ("xiph", "per_gate")
+
+
 class LPCNet(nn.Module):
     """LPCNet: frame-rate conditioning network + sample-rate excitation network.
 
     Args:
         n_features: features per frame; the layout is ``n_features − 2`` cepstral coefficients, then
-            the pitch period (samples) and the pitch correlation.
+            xiph's stored pitch period ``(T − 100)/50`` and pitch correlation ``g − 0.5``.
         hop_length: samples per frame (160 at 16 kHz).
         frame_channels: width of the frame-rate convolutions and dense layers (128).
         conv_kernel_size: kernel of the two frame-rate convolutions (3; must be odd).
         pitch_embedding_size: size of the pitch-period embedding (64).
-        n_pitch_periods: rows of the period embedding; periods are rounded and clamped to
-            ``[0, n_pitch_periods − 1]`` (256).
+        n_pitch_periods: rows of the period embedding; periods ``int(.1 + 50·f_T + 100)`` are clamped
+            to ``[0, n_pitch_periods − 1]`` (256).
         sample_embedding_size: size of the shared μ-law embedding of s, p and e (128).
         gru_a_size: units of GRU_A (384).
         gru_b_size: units of GRU_B (16).
         mulaw_bits: μ-law depth (8 → 256 levels).
         lpc_order: order of the LPC predictor that produces ``p_t`` (16; used by synthesis).
+        init: ``xiph`` (Keras defaults of xiph's reference: Glorot-uniform over each GRU's whole input
+            kernel, orthogonal whole recurrent kernel, period embedding uniform ±0.05) or
+            ``per_gate`` (the earlier scheme: Glorot/orthogonal per gate, period embedding N(0, 1)).
 
     Shapes (``F`` output frames, ``N = F · hop_length`` samples):
         features ``(B, F + 2·context, n_features)`` with ``context = frame_context`` (2);
@@ -250,8 +259,11 @@ class LPCNet(nn.Module):
         gru_b_size: int = 16,
         mulaw_bits: int = 8,
         lpc_order: int = 16,
+        init: str = "xiph",
     ) -> None:
         super().__init__()
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"init must be one of {INIT_SCHEMES}, got {init!r}")
         if n_features < 3:
             raise ValueError(f"n_features must be >= 3 (cepstra, period, correlation), got {n_features}")
         if conv_kernel_size < 1 or conv_kernel_size % 2 == 0:
@@ -261,8 +273,9 @@ class LPCNet(nn.Module):
             "conv_kernel_size": conv_kernel_size, "pitch_embedding_size": pitch_embedding_size,
             "n_pitch_periods": n_pitch_periods, "sample_embedding_size": sample_embedding_size,
             "gru_a_size": gru_a_size, "gru_b_size": gru_b_size, "mulaw_bits": mulaw_bits,
-            "lpc_order": lpc_order,
+            "lpc_order": lpc_order, "init": init,
         }
+        self.init = init
         self.n_features = n_features
         self.hop_length = hop_length
         self.n_levels = 2**mulaw_bits
@@ -300,21 +313,28 @@ class LPCNet(nn.Module):
         return self.conv1.kernel_size[0] // 2 + self.conv2.kernel_size[0] // 2
 
     def reset_parameters(self) -> None:
-        """Initialize as xiph's Keras reference does.
+        """Initialize as xiph's Keras reference does (``init="xiph"``) or per gate (``per_gate``).
 
-        Glorot-uniform dense/convolution kernels with zero biases; GRU input kernels Glorot-uniform
-        per gate, recurrent kernels orthogonal per gate, zero biases; the μ-law embedding is uniform
-        noise on top of a ramp over the levels (neighbouring codes start with similar vectors).
+        Glorot-uniform dense/convolution kernels with zero biases; ``xiph``: each GRU's whole input
+        kernel ``(3H, in)`` Glorot-uniform and whole recurrent kernel ``(3H, H)`` orthogonal (Keras
+        ``glorot_uniform`` / ``orthogonal`` on the concatenated gates), period embedding uniform
+        ±0.05 (Keras ``Embedding``); ``per_gate``: the same per gate, period embedding N(0, 1); zero
+        biases; the μ-law embedding is uniform noise on top of a ramp over the levels (neighbouring
+        codes start with similar vectors, xiph's ``PCMInit``).
         """
         for layer in (self.conv1, self.conv2, self.dense1, self.dense2):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
         for gru in (self.gru_a, self.gru_b):
             hidden = gru.hidden_size
-            for gate in range(3):
-                rows = slice(gate * hidden, (gate + 1) * hidden)
-                nn.init.xavier_uniform_(gru.weight_ih_l0[rows])
-                nn.init.orthogonal_(gru.weight_hh_l0[rows])
+            if self.init == "xiph":
+                nn.init.xavier_uniform_(gru.weight_ih_l0)
+                nn.init.orthogonal_(gru.weight_hh_l0)
+            else:
+                for gate in range(3):
+                    rows = slice(gate * hidden, (gate + 1) * hidden)
+                    nn.init.xavier_uniform_(gru.weight_ih_l0[rows])
+                    nn.init.orthogonal_(gru.weight_hh_l0[rows])
             nn.init.zeros_(gru.bias_ih_l0)
             nn.init.zeros_(gru.bias_hh_l0)
         levels = self.n_levels
@@ -323,6 +343,10 @@ class LPCNet(nn.Module):
             noise = torch.empty(levels, self.sample_embedding_size, dtype=torch.float64)
             noise.uniform_(-math.sqrt(3), math.sqrt(3))
             self.sample_embedding.weight.copy_(0.1 * (noise + ramp[:, None]))
+        if self.init == "xiph":
+            nn.init.uniform_(self.pitch_embedding.weight, -0.05, 0.05)
+        else:
+            nn.init.normal_(self.pitch_embedding.weight)
 
     def set_normalization(self, mean: torch.Tensor | np.ndarray, std: torch.Tensor | np.ndarray) -> None:
         """Store feature statistics; cepstra and correlation are normalized as ``(x − mean) / std``.
@@ -348,9 +372,9 @@ class LPCNet(nn.Module):
 
     # ------------------------------------------------------------------------- frame-rate part
     def period_codes(self, features: torch.Tensor) -> torch.Tensor:
-        """Rounded, clamped pitch periods ``(B, T)`` int64 (rows of the period embedding)."""
-        period = features[..., self.period_index]
-        return torch.round(period).clamp(0, self.n_pitch_periods - 1).long()
+        """Pitch periods ``(B, T)`` int64 (rows of the period embedding): xiph's ``int(.1 + 50·f + 100)``."""
+        period = features[..., self.period_index].double() * 50.0 + 100.1
+        return torch.floor(period).clamp(0, self.n_pitch_periods - 1).long()
 
     def frame_rate_network(self, features: torch.Tensor) -> torch.Tensor:
         """Conditioning vectors from raw (unnormalized) features.
@@ -435,9 +459,15 @@ class LPCNet(nn.Module):
                                  f"got {tuple(codes.shape)}")
         state = initial_state if initial_state is not None else self.initial_state(batch, conditioning.device,
                                                                                  conditioning.dtype)
-        if conditioning.device.type == "cpu" and conditioning.dtype in (torch.float32, torch.float64):
-            return self._sample_rate_tables(conditioning, signal_in, prediction, excitation_in, state)
-        return self._sample_rate_fused(conditioning, signal_in, prediction, excitation_in, state)
+        # The 2,400-step recurrences run in float32 even under bf16/fp16 autocast, as xiph trains them:
+        # low-precision GRU states drift over long sequences.
+        if conditioning.dtype in (torch.bfloat16, torch.float16):
+            conditioning = conditioning.float()
+        state = (state[0].to(conditioning.dtype), state[1].to(conditioning.dtype))
+        with torch.autocast(conditioning.device.type, enabled=False):
+            if conditioning.device.type == "cpu" and conditioning.dtype in (torch.float32, torch.float64):
+                return self._sample_rate_tables(conditioning, signal_in, prediction, excitation_in, state)
+            return self._sample_rate_fused(conditioning, signal_in, prediction, excitation_in, state)
 
     def _sample_rate_fused(self, conditioning: torch.Tensor, signal_in: torch.Tensor,
                            prediction: torch.Tensor, excitation_in: torch.Tensor,

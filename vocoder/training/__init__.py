@@ -1,7 +1,16 @@
 """The one trainer, EMA, checkpoints, noise injection, distributed set-up and training modules."""
 
 from vocoder.training._autoencoder_task import FeatureAutoencoderTask
-from vocoder.training._checkpoint import CheckpointError, find_resumable, load_checkpoint, save_atomic
+from vocoder.training._checkpoint import (
+    WEIGHTS_FORMAT,
+    CheckpointError,
+    export_weights,
+    find_resumable,
+    load_checkpoint,
+    load_weights,
+    resolve_checkpoint_path,
+    save_atomic,
+)
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
 from vocoder.training._feature_task import MGEFeatureTask, load_feature_converter
@@ -24,6 +33,10 @@ from vocoder.training._wavenet_categorical_task import WaveNetDualSoftmaxTask
 from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, history_frames_for, normalize_mel
 
 __all__ = [
+    "WEIGHTS_FORMAT",
+    "export_weights",
+    "load_weights",
+    "resolve_checkpoint_path",
     "EMA",
     "CheckpointError",
     "DistributedContext",

@@ -168,3 +168,77 @@ def describe_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.
             shown = ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
             parts.append(f"{label}: {shown}")
     return "; ".join(parts)
+
+
+#: ``format`` of a weights file (:func:`export_weights`).
+WEIGHTS_FORMAT = "vocoder-weights-1"
+
+
+def resolve_checkpoint_path(spec: str | os.PathLike) -> Path:
+    """``pretrained:NAME`` → the packaged file; a path → itself (:class:`CheckpointError` if unknown)."""
+    from vocoder.pretrained import PretrainedNotFound, resolve
+
+    try:
+        return resolve(spec if isinstance(spec, str) else Path(spec))
+    except PretrainedNotFound as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def load_weights(spec: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint *or* a weights file (``pretrained:NAME`` too) for its weights.
+
+    Returns a dict with at least ``ema`` (the averaged weights), ``config`` and ``module``; a training
+    checkpoint also has ``model`` (the raw weights). Weights files hold the EMA weights only.
+    """
+    path = resolve_checkpoint_path(spec)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (check the path, or use pretrained:NAME)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:
+        # re-read through load_checkpoint for its one-line explanation of why the file is unusable
+        return load_checkpoint(path, map_location)
+    if isinstance(state, dict) and state.get("format") == WEIGHTS_FORMAT:
+        missing = [key for key in ("ema", "config") if key not in state]
+        if missing:
+            raise CheckpointError(f"{path}: incomplete weights file (missing {', '.join(missing)})")
+        state.setdefault("module", {})
+        return state
+    return load_checkpoint(path, map_location)
+
+
+def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = True,
+                   extra: dict[str, Any] | None = None) -> Path:
+    """Write the EMA weights of a training checkpoint as a small weights file (atomic).
+
+    Keeps what rebuilding and synthesis need — EMA weights (floating parameters as float16 when
+    ``half``; buffers such as normalization statistics stay float32), the resolved config, the
+    training module's plain state, the step — and drops the raw weights, optimizer, scheduler and
+    RNG states.
+
+    Args:
+        checkpoint: a training checkpoint (``.pt``).
+        output: the weights file to write (e.g. ``vocoder/pretrained/NAME.pt``).
+        half: store floating parameters as float16.
+        extra: plain values stored under ``info`` (e.g. training time, CPU).
+
+    Returns:
+        The written path.
+    """
+    state = load_checkpoint(checkpoint)
+    weights = {}
+    for name, tensor in state["ema"].items():
+        is_buffer = name.endswith(("feature_mean", "feature_std", "mean", "std", "running_mean", "running_var"))
+        if half and tensor.is_floating_point() and not is_buffer:
+            tensor = tensor.to(torch.float16)
+        weights[name] = tensor.clone()
+    module_state = {k: v for k, v in state.get("module", {}).items() if k != "sparsifier"}
+    out = {
+        "format": WEIGHTS_FORMAT,
+        "ema": weights,
+        "config": state["config"],
+        "module": module_state,
+        "step": int(state["step"]),
+        "info": dict(extra or {}),
+    }
+    return save_atomic(out, output)

@@ -10,10 +10,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vocoder.data import AugmentSettings
 from vocoder.data._datasets import LPCNetSegments, load_stats, load_utterance, read_split
 from vocoder.data._settings import FeatureSettings
 from vocoder.training._module import Example, TrainingModule
-from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
+from vocoder.training._noise import (
+    ExcitationNoise,
+    MulawNoiseInjection,
+    excitation_noise_inputs,
+    lpcnet_training_inputs,
+)
+
+#: Where LPCNet's training noise goes: ``excitation`` (xiph's codes, :class:`ExcitationNoise`) or
+#: ``signal`` (the signal's μ-law value, :class:`MulawNoiseInjection`).
+NOISE_DOMAINS = ("excitation", "signal")
 
 
 class LPCNetTask(TrainingModule):
@@ -27,11 +37,15 @@ class LPCNetTask(TrainingModule):
         features: the cache's feature settings.
         frames: output frames per training segment (15 → 2,400 samples at hop 160).
         history: waveform samples of past before each segment (≥ LPC order + 1).
-        noise: :class:`MulawNoiseInjection` keyword arguments (bits come from the features).
+        noise: ``domain`` (:data:`NOISE_DOMAINS`; ``excitation`` = xiph's recipe) plus the keyword
+            arguments of :class:`ExcitationNoise` (``scale``, ``distribution``, ``schedule``) or, for
+            ``signal``, of :class:`MulawNoiseInjection` (bits come from the features).
         sparsify: block-sparse pruning of GRU_A's recurrent weights (``enabled``, ``start``, ``end``,
             ``interval``, ``targets`` per gate ``update``/``reset``/``candidate``, ``block``); see
             :class:`vocoder.layers.BlockSparsifier`.
         example_seconds: length of the dev excerpts synthesized for TensorBoard.
+        augment: :class:`vocoder.data.AugmentSettings` keyword arguments (``data.augment``): xiph's
+            gain/filter augmentation of the *train* segments.
     """
 
     def __init__(
@@ -44,6 +58,7 @@ class LPCNetTask(TrainingModule):
         noise: dict[str, Any] | None = None,
         sparsify: dict[str, Any] | None = None,
         example_seconds: float = 2.0,
+        augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -52,7 +67,20 @@ class LPCNetTask(TrainingModule):
         self.frames = frames
         self.history = history
         self.example_seconds = example_seconds
-        self.noise = MulawNoiseInjection(bits=features.mulaw_bits, **(noise or {}))
+        self.augment = AugmentSettings(**dict(augment or {}))
+        noise = dict(noise or {})
+        self.noise_domain = noise.pop("domain", "excitation")
+        if self.noise_domain not in NOISE_DOMAINS:
+            raise ValueError(f"noise.domain must be one of {NOISE_DOMAINS}, got {self.noise_domain!r}")
+        if self.noise_domain == "excitation":
+            self.noise = ExcitationNoise(**noise)
+        else:  # the earlier recipe; the schedule maps onto its per-utterance random scale
+            schedule = noise.pop("schedule", None)
+            if schedule is not None:
+                if schedule not in ("uniform", "fixed"):
+                    raise ValueError(f"noise.schedule={schedule!r}: the signal domain supports uniform | fixed")
+                noise.setdefault("random_scale", schedule == "uniform")
+            self.noise = MulawNoiseInjection(bits=features.mulaw_bits, **noise)
         stats = load_stats(self.cache_dir)
         model.set_normalization(torch.from_numpy(stats["features_mean"]), torch.from_numpy(stats["features_std"]))
         from vocoder.layers._sparsity import BlockSparsifier
@@ -70,6 +98,7 @@ class LPCNetTask(TrainingModule):
             self._datasets[split] = LPCNetSegments(
                 utterances, frames=self.frames, hop_length=self.features.hop_length, history=self.history,
                 preemphasis_alpha=self.features.preemphasis,
+                augment=self.augment if split == "train" else None, lpc_order=self.features.lpc_order,
             )
         return self._datasets[split]
 
@@ -79,9 +108,16 @@ class LPCNetTask(TrainingModule):
     # ----------------------------------------------------------------------------- losses
     def _excitation_ce(self, model: nn.Module, batch: dict[str, torch.Tensor], noisy: bool) -> torch.Tensor:
         clean = batch["signal"]
-        corrupted = self.noise(clean) if noisy else clean
-        inputs = lpcnet_training_inputs(clean, corrupted, batch["lpc"], self.features.hop_length, self.history,
-                                        bits=self.features.mulaw_bits)
+        if self.noise_domain == "excitation":
+            # validation keeps the quantization error in the past (as synthesis has it), no noise
+            codes = (self.noise.sample_codes(tuple(clean.shape)) if noisy
+                     else torch.zeros(clean.shape, dtype=torch.int64))
+            inputs = excitation_noise_inputs(clean, batch["lpc"], codes, self.features.hop_length, self.history,
+                                             bits=self.features.mulaw_bits)
+        else:
+            corrupted = self.noise(clean) if noisy else clean
+            inputs = lpcnet_training_inputs(clean, corrupted, batch["lpc"], self.features.hop_length,
+                                            self.history, bits=self.features.mulaw_bits)
         logits = model(batch["features"], inputs["signal_in"], inputs["prediction"], inputs["excitation_in"])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), inputs["target"].reshape(-1))
 

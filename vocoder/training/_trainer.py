@@ -25,6 +25,7 @@ from vocoder.training._checkpoint import (
     find_resumable,
     link_atomic,
     load_checkpoint,
+    load_weights,
     prune_step_checkpoints,
     rng_state,
     save_atomic,
@@ -71,6 +72,10 @@ class TrainerSettings:
         resume: ``auto`` (newest intact checkpoint in out_dir), ``never`` or a checkpoint path.
         progress: ``auto`` (bar when stderr is a terminal), ``bar`` or ``log``.
         find_unused_parameters: passed to DistributedDataParallel.
+        init_from: start a *new* run from the weights of another run or a packaged model
+            (``PATH.pt`` or ``pretrained:NAME``): its weights and EMA copy are loaded, not its optimizer,
+            step or data position, and normalization statistics come from this run's data. Ignored when
+            the run resumes from its own checkpoint.
     """
 
     out_dir: str = "exp/default"
@@ -94,6 +99,7 @@ class TrainerSettings:
     resume: str = "auto"
     progress: str = "auto"
     find_unused_parameters: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         """Reject impossible values and unknown choices: one :class:`ConfigError` line naming the key."""
@@ -116,6 +122,9 @@ class TrainerSettings:
             raise ConfigError(f"trainer.resume: expected auto, never or a .pt path, got {self.resume!r}")
         if not self.out_dir.strip():
             raise ConfigError("trainer.out_dir: must not be empty")
+        if self.init_from is not None and not (self.init_from.startswith("pretrained:")
+                                               or self.init_from.endswith(".pt")):
+            raise ConfigError(f"trainer.init_from: expected a .pt path or pretrained:NAME, got {self.init_from!r}")
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -203,7 +212,8 @@ class Trainer:
             )
         self.scheduler = self.scheduler_factory(self.optimizer) if self.scheduler_factory else None
         self.ema = EMA(self.module.model, decay=settings.ema_decay, warmup=settings.ema_warmup)
-        self._maybe_resume()
+        if not self._maybe_resume() and settings.init_from:
+            self._init_from(settings.init_from)
         if self.dist.enabled:
             self.train_forward = nn.parallel.DistributedDataParallel(
                 self.module,
@@ -232,20 +242,45 @@ class Trainer:
         tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
         tmp.replace(path)
 
-    def _maybe_resume(self) -> None:
+    def _maybe_resume(self) -> bool:
         resume = self.settings.resume
         if resume == "never":
-            return
+            return False
         if resume == "auto":
             found = find_resumable(self.checkpoint_dir, warn=self.log if self.dist.is_main else lambda _: None)
             if found is None:
-                return
+                return False
             path, state = found
         else:
             path, state = Path(resume), load_checkpoint(resume)
         self.load_state(state, path)
         if self.dist.is_main:
             self.log(f"resumed from {path} at step {self.step}")
+        return True
+
+    def _init_from(self, spec: str) -> None:
+        """Warm start (``trainer.init_from``): weights and EMA copy of ``spec``, nothing else."""
+        state = load_weights(spec)
+        model = self.module.model
+        own = model.state_dict()
+        raw = state.get("model", state["ema"])
+        for label, weights in (("weights", raw), ("EMA weights", state["ema"])):
+            mismatch = describe_mismatch(own, weights)
+            if mismatch:
+                raise CheckpointError(f"trainer.init_from={spec}: its {label} do not fit this model ({mismatch})")
+        # normalization statistics (buffers) are this run's data's, not the pretrained run's
+        buffers = {name: buf.detach().clone() for name, buf in model.named_buffers()}
+
+        def converted(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            out = {k: v.to(own[k].dtype) for k, v in weights.items()}
+            out.update({k: v for k, v in buffers.items() if k in out})
+            return out
+
+        model.load_state_dict(converted(raw))
+        self.ema.load_state_dict(converted(state["ema"]))
+        if self.dist.is_main:
+            self.log(f"initialized from {spec} (step {int(state.get('step', 0))} there; optimizer, step and "
+                     "data position start fresh)")
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
