@@ -17,7 +17,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from vocoder.cli._hydra import CONFIG_DIR, fail, register_resolvers, run_cli
-from vocoder.cli._validate import ConfigError, check_dataclass_section, check_target_section
+from vocoder.cli._validate import (
+    ConfigError,
+    build_checked,
+    check_dataclass_section,
+    check_target_section,
+)
 
 register_resolvers()
 
@@ -38,18 +43,15 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     from vocoder.training import TrainerSettings
 
     data = check_dataclass_section(cfg.data, DataConfig, "data")
+    # ranges and choices of the trainer's settings: TrainerSettings.__post_init__
     settings = check_dataclass_section(cfg.trainer, TrainerSettings, "trainer")
-    if settings.max_steps < 0 or settings.batch_size < 1:
-        raise ConfigError("trainer.max_steps must be >= 0 and trainer.batch_size >= 1")
-    for key in ("log_every", "checkpoint_every"):
-        if getattr(settings, key) < 1:
-            raise ConfigError(f"trainer.{key}: must be >= 1, got {getattr(settings, key)}")
-    if settings.resume not in ("auto", "never") and not settings.resume.endswith(".pt"):
-        raise ConfigError(f"trainer.resume: expected auto, never or a .pt path, got {settings.resume!r}")
     check_target_section(cfg.model, "model")
     check_target_section(cfg.loss, "loss", extra_keys=("weights",), injected=INJECTED_INTO_MODULE)
     if "weights" not in cfg.loss or not cfg.loss.weights:
         raise ConfigError("loss.weights: missing; give each named loss term a weight, e.g. loss.weights.ce=1.0")
+    for term, weight in cfg.loss.weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
+            raise ConfigError(f"loss.weights.{term}: expected a finite number >= 0, got {weight!r}")
     check_target_section(cfg.optim, "optim", extra_keys=("scheduler",), injected=("params",))
     if cfg.optim.get("scheduler"):
         check_target_section(cfg.optim.scheduler, "optim.scheduler", injected=("optimizer",))
@@ -61,7 +63,67 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
                 f"model.{key}={cfg.model[key]} differs from data.features.{key}={features[key]}; "
                 f"the model must use the data's value"
             )
+    dry_run(cfg, data.feature_settings())
     return {"data": data, "settings": settings}
+
+
+def _stand_in_cache(directory: Path, features: Any) -> None:
+    """A cache holding only neutral statistics (what a training module reads first), nothing else."""
+    import numpy as np
+
+    from vocoder.dsp import NB_FEATURES
+
+    stats = {
+        "mel_mean": np.zeros(features.n_mels, np.float32),
+        "mel_std": np.ones(features.n_mels, np.float32),
+        "features_mean": np.zeros(NB_FEATURES, np.float32),
+        "features_std": np.ones(NB_FEATURES, np.float32),
+    }
+    np.savez(directory / "stats.npz", **stats)
+
+
+def dry_run(cfg: DictConfig, features: Any) -> None:
+    """Run the constructors' own checks before any work: model, training module, optimizer, scheduler.
+
+    Each is built once on throw-away objects (the training module on a stand-in cache that holds
+    only neutral statistics: it is accepted as soon as it asks for the prepared data itself).
+
+    Raises:
+        ConfigError: one line naming the key a constructor rejected (see
+            :func:`vocoder.cli._validate.build_checked`).
+    """
+    import copy
+    import tempfile
+
+    from hydra.utils import instantiate
+
+    from vocoder.data import DataError
+    from vocoder.training import CheckpointError
+
+    model = build_checked(cfg.model, "model", lambda section: instantiate(section, _convert_="all"))
+    with tempfile.TemporaryDirectory(prefix="vocoder-dry-run-") as stand_in:
+        _stand_in_cache(Path(stand_in), features)
+
+        def build_module(section: dict) -> Any:
+            factory = instantiate(section, _partial_=True, _convert_="all")
+            return factory(model=copy.deepcopy(model), cache_dir=stand_in, features=features)
+
+        module = build_checked(
+            _without(cfg.loss, "weights"), "loss", build_module, reached=(DataError,),
+            passthrough=(CheckpointError,),
+        )
+    params = list(module.trainable_parameters()) if module is not None else list(model.parameters())
+    optimizer = build_checked(
+        _without(cfg.optim, "scheduler"),
+        "optim",
+        lambda section: instantiate(section, _partial_=True, _convert_="all")(params),
+    )
+    if cfg.optim.get("scheduler"):
+        build_checked(
+            cfg.optim.scheduler,
+            "optim.scheduler",
+            lambda section: instantiate(section, _partial_=True, _convert_="all")(optimizer),
+        )
 
 
 def _job_out_dir(out_dir: str) -> str:
@@ -89,8 +151,8 @@ def build_trainer(cfg: DictConfig, *, log: Callable[[str], None] = print, progre
     import torch
     from hydra.utils import instantiate
 
-    from vocoder.data import FeatureSettings, ensure_prepared
-    from vocoder.training import Trainer
+    from vocoder.data import DataError, FeatureSettings, ensure_prepared
+    from vocoder.training import CheckpointError, Trainer
 
     typed = validate(cfg)
     settings = typed["settings"]
@@ -101,7 +163,20 @@ def build_trainer(cfg: DictConfig, *, log: Callable[[str], None] = print, progre
     model = instantiate(cfg.model, _convert_="all")
     # objects are passed to the partial, not through instantiate (which would turn them into configs)
     module_factory = instantiate(_without(cfg.loss, "weights"), _partial_=True, _convert_="all")
-    module = module_factory(model=model, cache_dir=str(cache_dir), features=features)
+    try:
+        module = module_factory(model=model, cache_dir=str(cache_dir), features=features)
+    except (ConfigError, CheckpointError, DataError):
+        raise
+    except Exception:  # a check the dry run could not reach (it needs the data): find its key
+        build_checked(
+            _without(cfg.loss, "weights"),
+            "loss",
+            lambda section: instantiate(section, _partial_=True, _convert_="all")(
+                model=instantiate(cfg.model, _convert_="all"), cache_dir=str(cache_dir), features=features
+            ),
+            passthrough=(CheckpointError, DataError),
+        )
+        raise
     optim_cfg = _without(cfg.optim, "scheduler")
     scheduler_cfg = cfg.optim.get("scheduler")
 
