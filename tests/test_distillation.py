@@ -10,13 +10,18 @@ from scipy import integrate, stats
 
 from vocoder.losses import (
     DistillationKL,
+    FrameMagnitudeLoss,
     PowerLoss,
     STFTLoss,
     distillation_kl,
+    frame_magnitude_loss,
+    log_magnitude_distance,
     logistic_entropy,
     power_loss,
     sample_logistic,
+    spectral_convergence,
     stft_loss,
+    stft_magnitude,
     student_teacher_cross_entropy,
 )
 from vocoder.models import IAFStudent, WaveNetTeacher, freeze
@@ -295,3 +300,62 @@ def test_spectral_losses_have_finite_gradients_on_silence(silent_prediction: boo
     assert torch.isfinite(prediction.grad).all()
     if not silent_prediction:
         assert prediction.grad[:, 1024:].abs().max() > 0
+
+
+def test_log_magnitude_floor_against_hand_computation() -> None:
+    """log max(|Y|, floor): bins below the floor count at the floor and get no gradient."""
+    prediction = torch.tensor([[[1e-5, 0.5, 2e-3]]], dtype=DT, requires_grad=True)
+    target = torch.tensor([[[1e-1, 1e-6, 1e-3]]], dtype=DT)
+    floor = 1e-3
+    got = log_magnitude_distance(prediction, target, floor)
+    by_hand = (
+        abs(math.log(1e-3) - math.log(1e-1))
+        + abs(math.log(0.5) - math.log(1e-3))
+        + abs(math.log(2e-3) - math.log(1e-3))
+    ) / 3
+    assert got.item() == pytest.approx(by_hand, rel=1e-12)
+    got.backward()
+    # d/dp |log p - log t| = sign / p / 3 above the floor, 0 below it
+    torch.testing.assert_close(
+        prediction.grad[0, 0], torch.tensor([0.0, 1 / 0.5 / 3, 1 / 2e-3 / 3], dtype=DT)
+    )
+    # the old default (float eps) hands almost all of the gradient to the quiet bin
+    eps_gradient = torch.autograd.grad(log_magnitude_distance(prediction, target), prediction)[0][0, 0]
+    assert eps_gradient[0].abs() / eps_gradient.abs().sum() > 0.99
+    with pytest.raises(ValueError, match="floor must be > 0"):
+        STFTLoss(floor=0.0)
+
+
+def test_spectral_convergence_batch_and_utterance_against_hand_computation() -> None:
+    """Batch SC: one ratio of norms over the batch (Parallel WaveGAN); utterance SC: mean of ratios."""
+    target = torch.tensor([[[3.0, 4.0]], [[0.03, 0.04]]], dtype=DT)  # a loud and a quiet crop (‖·‖ 5, 0.05)
+    prediction = torch.tensor([[[3.0, 4.0]], [[0.0, 0.0]]], dtype=DT)  # the quiet one entirely missing
+    batch = spectral_convergence(prediction, target, "batch")
+    assert batch.item() == pytest.approx(0.05 / math.sqrt(25 + 0.0025), rel=1e-12)
+    utterance = spectral_convergence(prediction, target, "utterance")
+    assert utterance.item() == pytest.approx((0.0 + 1.0) / 2, rel=1e-12)
+    y = torch.from_numpy(np.random.default_rng(2).standard_normal((3, 3000)) * 0.1)
+    y_hat = y * torch.tensor([[2.0], [1.0], [0.5]], dtype=DT)
+    for reduction in ("batch", "utterance"):
+        got, _ = stft_loss(y_hat, y, resolutions=[(256, 64, 256)], convergence=reduction)
+        magnitudes = stft_magnitude(y_hat, 256, 64, 256), stft_magnitude(y, 256, 64, 256)
+        assert got.item() == pytest.approx(spectral_convergence(*magnitudes, reduction).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="convergence must be one of"):
+        STFTLoss(convergence="frame")
+
+
+def test_frame_magnitude_loss_against_librosa() -> None:
+    rng = np.random.default_rng(3)
+    target = rng.standard_normal((2, 3000)) * 0.1
+    prediction = target + rng.standard_normal((2, 3000)) * 0.05
+    got = frame_magnitude_loss(
+        torch.from_numpy(prediction), torch.from_numpy(target), n_fft=512, hop_length=128, win_length=400
+    ).item()
+    expected = np.mean(
+        (np.sqrt(_numpy_power(prediction, 512, 128, 400)) - np.sqrt(_numpy_power(target, 512, 128, 400))) ** 2
+    )
+    assert got == pytest.approx(expected, rel=1e-9)
+    module = FrameMagnitudeLoss(n_fft=512, hop_length=128, win_length=400)
+    assert module(torch.from_numpy(prediction), torch.from_numpy(target)).item() == pytest.approx(
+        got, rel=1e-12
+    )

@@ -114,10 +114,13 @@ def test_log_scale_floor() -> None:
     assert torch.all(log_s == -3.0)
 
 
-@pytest.mark.parametrize("separate", [False, True])
-def test_student_is_causal(separate: bool) -> None:
-    """A change of z at t changes no x before t; μ_tot, s_tot up to t depend on z_<t only."""
-    student = _small_student(separate)
+@pytest.mark.parametrize("separate,upsample", [(False, "repeat"), (True, "repeat"), (False, "centred")])
+def test_student_is_causal(separate: bool, upsample: str) -> None:
+    """A change of z at t changes no x before t; μ_tot, s_tot up to t depend on z_<t only.
+
+    With the centred upsampler (look-ahead of the mel) the student stays causal in its noise.
+    """
+    student = _small_student(separate, upsample)
     mel = torch.randn(1, 5, 10, dtype=DT)
     z = student.sample_noise(mel, seed=1)
     t = 17
@@ -150,7 +153,8 @@ def test_composed_parameters_match_flow_by_flow_composition() -> None:
 
 
 @pytest.mark.parametrize(
-    "separate,upsample,overlap", [(False, "repeat", 0), (True, "repeat", 0), (False, "transposed", 2)]
+    "separate,upsample,overlap",
+    [(False, "repeat", 0), (True, "repeat", 0), (False, "transposed", 2), (False, "centred", 0)],
 )
 @pytest.mark.parametrize("chunk_frames", [1, 3, 100])
 def test_blockwise_synthesis_equals_forward(
@@ -184,7 +188,7 @@ def test_rejects_mismatched_lengths() -> None:
         student.synthesize_from_noise(torch.randn(1, 17, dtype=DT), mel, 2)
 
 
-@pytest.mark.parametrize("separate,upsample", [(False, "repeat"), (True, "transposed")])
+@pytest.mark.parametrize("separate,upsample", [(False, "repeat"), (True, "transposed"), (False, "centred")])
 def test_torchscript_matches_eager(separate: bool, upsample: str) -> None:
     student = _small_student(separate, upsample, 1 if upsample == "transposed" else 0).float()
     scripted = _script(student)
@@ -205,7 +209,8 @@ def test_torchscript_matches_eager(separate: bool, upsample: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "separate,upsample,overlap", [(False, "repeat", 0), (True, "repeat", 0), (False, "transposed", 2)]
+    "separate,upsample,overlap",
+    [(False, "repeat", 0), (True, "repeat", 0), (False, "transposed", 2), (False, "centred", 0)],
 )
 @pytest.mark.parametrize("segments", [2, 3])
 def test_segmented_synthesis_equals_one_pass(
@@ -259,3 +264,79 @@ def test_torchscript_segmented_synthesis() -> None:
         scripted.synthesize(mel, 5, 2, 3)
         assert not torch.is_grad_enabled()
     assert torch.is_grad_enabled()
+
+
+def test_centred_upsampler_aligns_frames_with_their_centres_and_looks_ahead() -> None:
+    """Frame k is centred at sample k·hop: half frames interpolate ¾/¼ and ¼/¾ between k and k+1."""
+    from vocoder.layers._upsample import CentredUpsampler
+
+    hop = 4
+    upsampler = CentredUpsampler(channels=1, hop_length=hop, context=2).to(DT)
+    frames = torch.tensor([[[0.0, 4.0, 8.0, 12.0]]], dtype=DT)  # a ramp: 4 per frame, 1 per sample
+    # the mixer starts as the identity; the last frame is replicated
+    expected = torch.tensor([1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 12.0, 12.0], dtype=DT).repeat_interleave(hop // 2)
+    torch.testing.assert_close(upsampler(frames)[0, 0], expected, rtol=0, atol=1e-12)
+    low, repeat = upsampler.forward_factored(frames)
+    assert repeat == hop // 2 and low.shape == (1, 1, 8)
+    # with a random mixer, samples of frame k read frames k-2 … k+3 and nothing else
+    _randomize(upsampler)
+    mel = torch.randn(1, 1, 12, dtype=DT)
+    base = upsampler(mel)
+    for changed_frame in range(12):
+        changed = mel.clone()
+        changed[0, 0, changed_frame] += 1.0
+        differs = (upsampler(changed) - base).abs()[0, 0].view(12, hop).amax(dim=1) > 0
+        reached = [k for k in range(12) if differs[k]]
+        inside = [k for k in range(12) if changed_frame - 3 <= k <= changed_frame + 2]
+        assert reached == inside, changed_frame
+
+
+def test_student_reads_mel_look_ahead_but_no_future_noise() -> None:
+    student = _small_student(upsample="centred")
+    assert student.cond_lookahead_frames == 3 and _small_student().cond_lookahead_frames == 0
+    mel = torch.randn(1, 5, 10, dtype=DT)
+    z = student.sample_noise(mel, seed=1)
+    x = student(z, mel)[0]
+    changed = mel.clone()
+    changed[0, :, 6] += 1.0
+    difference = (student(z, changed)[0] - x).abs().view(10, 4).amax(dim=1)
+    assert torch.all(difference[:3] == 0) and difference[3] > 0  # frame 3 already hears frame 6
+
+
+def test_per_flow_dilation_cycles_set_each_flow_receptive_field() -> None:
+    student = IAFStudent(
+        n_mels=5,
+        hop_length=4,
+        flow_layers=[3, 4, 6],
+        dilation_cycle=[3, 4, 3],
+        residual_channels=4,
+        gate_channels=4,
+    )
+    # 1 + Σ dilations: 1+2+4 = 7, 1+2+4+8 = 15, (1+2+4)·2 = 14
+    assert [flow.receptive_field for flow in student.flows] == [8, 16, 15]
+    assert student.receptive_field == 1 + 8 + 16 + 15
+    with pytest.raises(ValueError, match="dilation_cycle has 2 values for 3 flows"):
+        IAFStudent(n_mels=5, hop_length=4, flow_layers=[3, 4, 6], dilation_cycle=[3, 4])
+    paper = IAFStudent(flow_layers=[10, 10, 10, 30])
+    assert [flow.receptive_field for flow in paper.flows] == [1024, 1024, 1024, 3 * 1023 + 1]
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_output_log_scale_sets_the_untrained_output_level(separate: bool) -> None:
+    student = IAFStudent(
+        n_mels=5,
+        hop_length=4,
+        flow_layers=[2, 2],
+        dilation_cycle=2,
+        residual_channels=6,
+        gate_channels=8,
+        separate_networks=separate,
+        output_log_scale=-3.5,
+    )
+    mel = torch.randn(2, 5, 6)
+    z = student.sample_noise(mel, seed=0)
+    x, mu, log_s = student(z, mel)
+    torch.testing.assert_close(x, z * torch.exp(torch.tensor(-3.5)), rtol=1e-6, atol=0)
+    assert torch.count_nonzero(mu) == 0 and torch.allclose(log_s, torch.full_like(log_s, -3.5))
+    student.set_output_log_scale(0.0)
+    assert torch.equal(student(z, mel)[0], z)

@@ -500,19 +500,27 @@ def _recipe_module(recipe: str, cache: Path, *overrides: str):
     )
 
 
-def test_slt_iaf_recipe_trains_on_the_weighted_terms_with_modspec(cache):
+def test_slt_iaf_recipe_trains_on_log_mel_and_stft_without_modspec_or_l1(cache):
     cfg, task = _recipe_module("slt_iaf", cache)
     assert isinstance(task, IAFTask) and task.terms == tuple(cfg.loss.weights) == (
-        "l1",
+        "mel_l1",
         "stft_sc",
         "stft_mag",
-        "modspec",
     )
+    assert task.modspec_loss is None and task.power_loss is None
+    assert task.stft_loss.floor == 1e-3 and task.stft_loss.convergence == "batch"
     assert (
-        isinstance(task.modspec_loss, ModSpecLoss) and task.modspec_loss.n == 64 and task.power_loss is None
+        task.term_weights == {"mel_l1": 1.0, "stft_sc": 1.0, "stft_mag": 1.0} and task.grad_share_every == 100
     )
-    _, task = _recipe_module("slt_iaf", cache, "+loss.weights.power=1e-4", "~loss.weights.modspec")
-    assert task.terms == ("l1", "stft_sc", "stft_mag", "power") and task.modspec_loss is None
+    assert task.output_rms is not None and task.model.cond_lookahead_frames == 3
+    # the student's receptive field per flow is over one pitch period: 128 samples
+    assert [flow.receptive_field for flow in task.model.flows] == [128] * 4
+    # ModSpec and waveform L1 stay available as terms
+    _, task = _recipe_module(
+        "slt_iaf", cache, "+loss.weights.power=1e-4", "+loss.weights.modspec=0.1", "+loss.weights.l1=1.0"
+    )
+    assert task.terms == ("mel_l1", "stft_sc", "stft_mag", "power", "modspec", "l1")
+    assert isinstance(task.modspec_loss, ModSpecLoss) and task.modspec_loss.n == 64
 
 
 def test_slt_iaf_distill_recipe_needs_a_teacher_checkpoint(cache, teacher_checkpoint):
@@ -521,11 +529,166 @@ def test_slt_iaf_distill_recipe_needs_a_teacher_checkpoint(cache, teacher_checkp
     ):
         _recipe_module("slt_iaf_distill", cache)
     _, task = _recipe_module("slt_iaf_distill", cache, f"loss.teacher_checkpoint={teacher_checkpoint}")
-    assert isinstance(task, IAFDistillTask) and task.terms == ("kl", "power")
+    assert isinstance(task, IAFDistillTask) and task.terms == ("kl", "power", "stft_frame")
     assert task.kl_loss.teacher_density == "continuous" and task.kl_loss.bits == 16
+    assert task.kl_loss.num_samples == 4 and task.frame_loss is not None
 
 
 def test_slt_wavenet_recipe_builds_the_teacher_task(cache):
     cfg, task = _recipe_module("slt_wavenet", cache)
     assert isinstance(task, WaveNetTask) and cfg.model.layers == 16
+    assert task.model.log_scale_min == -16.0  # a floor suited to 16-bit audio (not PixelCNN++'s 8-bit -7)
     assert task.history_frames == history_frames_for(task.model.receptive_field, HOP) == 7
+
+
+# ------------------------------------------------------------------------------------------ issue 13
+CENTRED_STUDENT = {**STUDENT, "upsample": "centred", "upsample_context": 2}
+
+
+def test_mel_segments_carry_look_ahead_frames_padded_with_silence(cache):
+    utt = load_utterance(cache, read_split(cache, "train")[0])
+    dataset = MelSegments(
+        [utt], frames=FRAMES, hop_length=HOP, history=2, silence_mel=math.log(1e-5), lookahead=3
+    )
+    total = utt.mel.shape[0]
+    inside = dataset.segment(0, 5)
+    np.testing.assert_array_equal(inside["mel"].numpy(), utt.mel[3 : 5 + FRAMES + 3].T)
+    np.testing.assert_array_equal(inside["audio"].numpy(), utt.audio[3 * HOP : (5 + FRAMES + 3) * HOP])
+    last = dataset.segment(0, total - FRAMES)  # 3 frames after the end
+    assert last["mel"].shape == (FEATURES.n_mels, 2 + FRAMES + 3) and last["audio"].shape == (
+        (2 + FRAMES + 3) * HOP,
+    )
+    np.testing.assert_array_equal(
+        last["mel"][:, -3:].numpy(), np.full((FEATURES.n_mels, 3), np.float32(math.log(1e-5)))
+    )
+    np.testing.assert_array_equal(last["audio"][-3 * HOP :].numpy(), np.zeros(3 * HOP, np.float32))
+    np.testing.assert_array_equal(last["audio"][: -3 * HOP].numpy(), utt.audio[(total - FRAMES - 2) * HOP :])
+
+
+def test_iaf_task_scores_the_frames_between_history_and_look_ahead(cache):
+    torch.manual_seed(0)
+    task = IAFTask(
+        _model(CENTRED_STUDENT), str(cache), FEATURES, terms=["mel_l1"], frames=FRAMES, history_frames=2
+    )
+    batch = _batch(task)
+    assert task.lookahead_frames == 3 and batch["mel"].shape[-1] == 2 + FRAMES + 3
+    assert task.scored == slice(2 * HOP, (2 + FRAMES) * HOP)
+    torch.manual_seed(42)
+    terms = task.validation_step(task.model, batch)
+    torch.manual_seed(42)
+    x, _, _ = task.student_sample(task.model, batch)
+    generated, natural = (
+        x[:, 2 * HOP : (2 + FRAMES) * HOP].double(),
+        batch["audio"][:, 2 * HOP : (2 + FRAMES) * HOP].double(),
+    )
+
+    def cache_mel(wave):  # the cache's analysis, spelled out
+        mel = log_mel_spectrogram(wave, 16000, 1024, 160, 640, 80, 0.0, 8000.0, floor=1e-5, center=True)
+        return mel[:, :, :FRAMES]
+
+    expected = (cache_mel(generated) - cache_mel(natural)).abs().mean()
+    torch.testing.assert_close(terms["mel_l1"].double(), expected, rtol=1e-4, atol=0)
+
+
+def test_student_output_starts_within_6_db_of_the_data(cache):
+    torch.manual_seed(0)
+    task = IAFTask(
+        _model(CENTRED_STUDENT), str(cache), FEATURES, terms=["mel_l1"], frames=FRAMES, output_rms="data"
+    )
+    audio = np.concatenate([load_utterance(cache, uid).audio for uid in read_split(cache, "train")]).astype(
+        np.float64
+    )
+    data_rms = float(np.sqrt(np.mean(audio**2)))
+    assert task.output_rms == pytest.approx(data_rms, rel=1e-6)
+    x, _, _ = task.student_sample(task.model, _batch(task, count=16))
+    level_db = 20 * math.log10(float(x.detach().double().square().mean().sqrt()) / data_rms)
+    assert abs(level_db) < 6.0
+    # without it the untrained student is Logistic(0, 1) noise, ~35 dB too loud
+    loud = IAFTask(_model(CENTRED_STUDENT), str(cache), FEATURES, terms=["mel_l1"], frames=FRAMES)
+    x, _, _ = loud.student_sample(loud.model, _batch(loud, count=16))
+    assert 20 * math.log10(float(x.detach().double().square().mean().sqrt()) / data_rms) > 25.0
+    with pytest.raises(ConfigError, match="loss.output_rms"):
+        IAFTask(_model(STUDENT), str(cache), FEATURES, terms=["l1"], frames=FRAMES, output_rms="loud")
+
+
+def test_gradient_shares_are_each_weighted_terms_gradient_norm(cache):
+    torch.manual_seed(0)
+    weights = {"mel_l1": 2.0, "stft_sc": 1.0, "stft_mag": 0.5}
+    task = IAFTask(
+        _model(CENTRED_STUDENT),
+        str(cache),
+        FEATURES,
+        terms=list(weights),
+        frames=FRAMES,
+        output_rms="data",
+        grad_share_every=10,
+        term_weights=weights,
+    )
+    task.train()
+    batch = _batch(task)
+    terms = task.training_step(batch, 1)  # step 1: shares computed
+    scalars = task.after_optimizer_step(1)
+    params = list(task.trainable_parameters())
+    for name, weight in weights.items():
+        grads = torch.autograd.grad(weight * terms[name], params, retain_graph=True, allow_unused=True)
+        norm = math.sqrt(sum(float(g.double().square().sum()) for g in grads if g is not None))
+        assert scalars[f"grad_norm/{name}"] == pytest.approx(norm, rel=1e-5)
+    assert sum(scalars[f"grad_share/{name}"] for name in weights) == pytest.approx(1.0, rel=1e-9)
+    assert task.after_optimizer_step(1) == {}  # handed over once
+    task.training_step(batch, 5)
+    assert task.after_optimizer_step(5) == {}  # not a multiple of grad_share_every
+    task.training_step(batch, 10)
+    assert set(task.after_optimizer_step(10)) == {
+        f"grad_{kind}/{name}" for kind in ("norm", "share") for name in weights
+    }
+
+
+@pytest.fixture(scope="module")
+def wide_teacher_checkpoint(cache, tmp_path_factory) -> Path:
+    """A teacher whose receptive field, 256 samples, exceeds a frame and the student's 9 samples."""
+    spec = {**TEACHER, "layers": 8, "dilation_cycle": 8}
+    torch.manual_seed(12)
+    task = WaveNetTask(_model(spec), str(cache), FEATURES, frames=FRAMES, example_seconds=0.0)
+    out = tmp_path_factory.mktemp("wide_teacher")
+    _trainer(task, out, 1, {"nll": 1.0}, spec, lr=1e-3).fit()
+    return out / "checkpoints" / "last.pt"
+
+
+def test_teacher_context_covers_its_receptive_field_of_exact_student_samples(cache, wide_teacher_checkpoint):
+    torch.manual_seed(0)
+    task = _distill_task(cache, wide_teacher_checkpoint, terms=("kl",))
+    teacher_field, student_field = task.teacher.receptive_field, task.model.receptive_field
+    assert (teacher_field, student_field) == (256, 9)
+    # the old history (the student's field: 1 frame) left the teacher's window partly outside the segment
+    assert history_frames_for(student_field, HOP) * HOP < teacher_field - 1
+    assert task.history_samples >= (teacher_field - 1) + (student_field - 1)
+    student, teacher = task.model.double(), task.teacher.module.double()
+    with torch.no_grad():
+        for p in student.parameters():
+            p.normal_(std=0.05)  # small: log s stays near 0, so x moves with z (untrained: the identity)
+        for p in teacher.parameters():
+            p.normal_(std=0.3)
+    batch = _batch(task, count=2)
+    start = task.scored.start
+    mel = task.normalize(batch["mel"]).double()
+    teacher_mel = normalize_mel(batch["mel"], task.teacher_mel_mean, task.teacher_mel_std).double()
+    z = torch.rand(batch["audio"].shape, dtype=torch.float64).clamp(1e-6, 1 - 1e-6).logit()
+
+    def first_scored_teacher_params(noise):
+        x = student(noise, mel)[0]
+        return x, teacher.mixture_params(x, teacher_mel)[:, :, start]
+
+    with torch.no_grad():
+        x, params = first_scored_teacher_params(z)
+        # noise beyond the student's field of the first scored sample, inside the teacher's window
+        changed = z.clone()
+        changed[:, start - 200] += 1.0
+        x_changed, params_changed = first_scored_teacher_params(changed)
+        assert (x_changed - x)[:, start - 200].abs().min() > 0.1
+        # x[t] reads z[t - 8 … t]: the first scored sample's own field is unchanged
+        assert torch.equal(x_changed[:, start - 191 :], x[:, start - 191 :])
+        assert (params_changed - params).abs().max() > 1e-12  # the teacher's score of it moved
+        # noise whose samples lie outside the teacher's window leaves the score exactly as it was
+        far = z.clone()
+        far[:, start - 300] += 1.0
+        assert torch.equal(first_scored_teacher_params(far)[1], params)

@@ -4,10 +4,12 @@ Frame ``k`` of a cache entry's log-mel goes with samples ``[k·hop, (k+1)·hop)`
 :func:`vocoder.data.compute_features`), so a segment of frames ``[a, b)`` is the waveform samples
 ``[a·hop, b·hop)``. Each item also carries ``history`` frames of the past before the segment, mel
 and waveform alike: a causal network run over ``history + frames`` frames sees the real past of the
-segment (up to its receptive field) and the loss is taken on the last ``frames`` frames only.
+segment (up to its receptive field) and the loss is taken on the ``frames`` frames after it. With
+``lookahead`` the items also carry that many frames after the segment (for conditioning that reads
+future frames, e.g. the IAF student's centred upsampler), likewise unscored.
 
-Before the start of an utterance the past is silence: zero samples, and mel frames equal to the
-log-mel of silence, ``log(mel_floor)`` (what the cache's analysis gives for an all-zero signal).
+Before the start (and after the end) of an utterance there is silence: zero samples, and mel frames
+equal to the log-mel of silence, ``log(mel_floor)`` (what the cache's analysis gives for an all-zero signal).
 
 The mel is returned as stored in the cache (natural-log mel magnitude, not normalized): the training
 modules normalize it on the fly with statistics they carry in their checkpoints, so that a frozen
@@ -37,9 +39,10 @@ class MelSegments(torch.utils.data.Dataset):
         hop_length: samples per frame.
         history: frames of past before each segment (silence before the utterance start).
         silence_mel: log-mel value of the silent frames before an utterance (``log(mel_floor)``).
+        lookahead: frames after each segment (silence after the utterance end).
 
-    Items are dicts of ``"mel"``: (n_mels, history + frames) float32 channels-first log-mel, and
-    ``"audio"``: ((history + frames) · hop,) float32 waveform.
+    Items are dicts of ``"mel"``: (n_mels, history + frames + lookahead) float32 channels-first
+    log-mel, and ``"audio"``: ((history + frames + lookahead) · hop,) float32 waveform.
     """
 
     def __init__(
@@ -49,7 +52,10 @@ class MelSegments(torch.utils.data.Dataset):
         hop_length: int,
         history: int = 0,
         silence_mel: float = float(np.log(1e-5)),
+        lookahead: int = 0,
     ) -> None:
+        if lookahead < 0:
+            raise ValueError(f"need lookahead >= 0, got {lookahead}")
         if frames < 1 or history < 0 or hop_length < 1:
             raise ValueError(
                 f"need frames >= 1, history >= 0, hop_length >= 1; got {frames}, {history}, {hop_length}"
@@ -59,6 +65,7 @@ class MelSegments(torch.utils.data.Dataset):
             raise CacheError(f"no utterance has {frames} frames; lower the segment length (loss.frames)")
         self.frames, self.hop, self.history = frames, hop_length, history
         self.silence_mel = float(silence_mel)
+        self.lookahead = lookahead
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -71,7 +78,7 @@ class MelSegments(torch.utils.data.Dataset):
             start: first output frame (``0 ≤ start ≤ T - frames``).
 
         Returns:
-            ``{"mel": (n_mels, history + frames), "audio": ((history + frames) · hop,)}``.
+            ``{"mel": (n_mels, L), "audio": (L · hop,)}`` with ``L = history + frames + lookahead``.
         """
         utt = self.utterances[index]
         total = utt.mel.shape[0]
@@ -79,11 +86,16 @@ class MelSegments(torch.utils.data.Dataset):
             raise IndexError(f"segment start {start} outside [0, {total - self.frames}] for {utt.id}")
         first = start - self.history
         missing = max(-first, 0)  # frames of silence before the utterance start
-        mel = utt.mel[first + missing : start + self.frames]
-        audio = utt.audio[(first + missing) * self.hop : (start + self.frames) * self.hop]
+        last = start + self.frames + self.lookahead
+        beyond = max(last - total, 0)  # frames of silence after the utterance end
+        mel = utt.mel[first + missing : last - beyond]
+        audio = utt.audio[(first + missing) * self.hop : (last - beyond) * self.hop]
         if missing:
             mel = np.concatenate([np.full((missing, mel.shape[1]), self.silence_mel, np.float32), mel])
             audio = np.concatenate([np.zeros(missing * self.hop, np.float32), audio])
+        if beyond:
+            mel = np.concatenate([mel, np.full((beyond, mel.shape[1]), self.silence_mel, np.float32)])
+            audio = np.concatenate([audio, np.zeros(beyond * self.hop, np.float32)])
         return {
             "mel": torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32)),
             "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),

@@ -12,6 +12,15 @@ Frame ``k`` describes samples ``[k·hop, (k+1)·hop)``; ``F`` frames become exac
   symmetric about its own span. With ``overlap=0`` sample ``n`` again depends on frame ``n // hop``
   only. It starts as a partition of unity (a length-``hop`` box smoothed by a normalised box of
   ``2·overlap + 1`` taps), i.e. as repetition cross-faded over ``overlap`` samples at each boundary.
+* :class:`CentredUpsampler` first mixes ``±context`` neighbouring frames with a learned frame-rate
+  convolution (look-ahead as well as look-back; the mel is known in full before synthesis, so this
+  keeps the student causal in its noise), then aligns frames with the samples they were analysed
+  at: the cache's STFT is centred, so frame ``k`` describes the window centred on sample ``k·hop``
+  and is the nearest frame for samples ``[k·hop - hop/2, k·hop + hop/2)``. Each half frame takes the
+  linear interpolation of the two frames around its centre (``¾·c_k + ¼·c_{k+1}`` for the first half
+  of ``[k·hop, (k+1)·hop)``, ``¼·c_k + ¾·c_{k+1}`` for the second), so :meth:`forward_factored`
+  returns ``2F`` half-frame columns with the factor ``hop / 2`` and the projections still run at
+  (twice) the frame rate. It starts with the identity frame mixer.
 
 This module avoids ``from __future__ import annotations`` so that TorchScript can compile it.
 """
@@ -105,22 +114,76 @@ class TransposedConvUpsampler(nn.Module):
         return f"channels={self.channels}, hop_length={self.hop_length}, overlap={self.overlap}"
 
 
-def build_upsampler(kind: str, *, channels: int, hop_length: int, overlap: int = 0) -> nn.Module:
+class CentredUpsampler(nn.Module):
+    """``±context`` frames mixed at the frame rate, then frame-centred half-frame interpolation.
+
+    See the module docstring. Edges replicate the first/last frame.
+
+    Args:
+        channels: feature channels C.
+        hop_length: samples per frame (even).
+        context: frames of look-back and of look-ahead of the frame mixer (≥ 0).
+    """
+
+    def __init__(self, *, channels: int, hop_length: int, context: int = 2) -> None:
+        super().__init__()
+        if hop_length < 2 or hop_length % 2 != 0 or context < 0:
+            raise ValueError(f"need an even hop_length ≥ 2 and context ≥ 0, got {hop_length}, {context}")
+        self.channels = channels
+        self.hop_length = hop_length
+        self.context = context
+        self.mixer = nn.Conv1d(
+            channels, channels, 2 * context + 1, padding=context, padding_mode="replicate", bias=True
+        )
+        with torch.no_grad():
+            self.mixer.weight.zero_()
+            self.mixer.bias.zero_()
+            self.mixer.weight[:, :, context].copy_(torch.eye(channels))
+
+    def half_frames(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, F) frames → (B, C, 2F) mixed, frame-centred half-frame columns."""
+        mixed = self.mixer(features)
+        following = torch.cat([mixed[:, :, 1:], mixed[:, :, -1:]], dim=2)
+        first = 0.75 * mixed + 0.25 * following
+        second = 0.25 * mixed + 0.75 * following
+        return torch.stack([first, second], dim=3).flatten(2)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, F) frames → (B, C, F·hop) samples."""
+        return self.half_frames(features).repeat_interleave(self.hop_length // 2, dim=2)
+
+    def forward_factored(self, features: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """``(half-frame columns (B, C, 2F), hop / 2)``: repeating them gives :meth:`forward`."""
+        return self.half_frames(features), self.hop_length // 2
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, hop_length={self.hop_length}, context={self.context}"
+
+
+UPSAMPLER_KINDS = ("repeat", "transposed", "centred")
+
+
+def build_upsampler(
+    kind: str, *, channels: int, hop_length: int, overlap: int = 0, context: int = 2
+) -> nn.Module:
     """Construct an upsampler by name.
 
     Args:
-        kind: ``"repeat"`` or ``"transposed"``.
-        channels: feature channels (used by the transposed convolution).
+        kind: ``"repeat"``, ``"transposed"`` or ``"centred"``.
+        channels: feature channels (used by the transposed convolution and the frame mixer).
         hop_length: samples per frame.
-        overlap: cross-frame reach of the transposed convolution (must be 0 for ``"repeat"``).
+        overlap: cross-frame reach of the transposed convolution (must be 0 for the others).
+        context: frames of look-back/look-ahead of ``"centred"`` (ignored by the others).
 
     Returns:
-        A :class:`RepeatUpsampler` or :class:`TransposedConvUpsampler`.
+        A :class:`RepeatUpsampler`, :class:`TransposedConvUpsampler` or :class:`CentredUpsampler`.
     """
+    if kind in ("repeat", "centred") and overlap != 0:
+        raise ValueError("overlap applies to the transposed-convolution upsampler only")
     if kind == "repeat":
-        if overlap != 0:
-            raise ValueError("overlap applies to the transposed-convolution upsampler only")
         return RepeatUpsampler(hop_length=hop_length)
     if kind == "transposed":
         return TransposedConvUpsampler(channels=channels, hop_length=hop_length, overlap=overlap)
-    raise ValueError(f"upsampler kind must be 'repeat' or 'transposed', got {kind!r}")
+    if kind == "centred":
+        return CentredUpsampler(channels=channels, hop_length=hop_length, context=context)
+    raise ValueError(f"upsampler kind must be one of {UPSAMPLER_KINDS}, got {kind!r}")

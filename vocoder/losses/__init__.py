@@ -27,8 +27,10 @@ from vocoder.losses._mlpg import (
 )
 from vocoder.losses._modspec import log_modspec, modspec
 from vocoder.losses._spectral import (
+    FrameMagnitudeLoss,
     PowerLoss,
     STFTLoss,
+    frame_magnitude_loss,
     log_magnitude_distance,
     power_loss,
     spectral_convergence,
@@ -50,12 +52,14 @@ __all__ = [
     # discretized logistic mixture / distillation / spectral losses
     "DiscretizedMixLogisticNLL",
     "DistillationKL",
+    "FrameMagnitudeLoss",
     "PowerLoss",
     "STFTLoss",
     "discretized_mix_logistic_log_pmf",
     "discretized_mix_logistic_log_prob",
     "discretized_mix_logistic_nll",
     "distillation_kl",
+    "frame_magnitude_loss",
     "log_magnitude_distance",
     "logistic_entropy",
     "logistic_log_density",

@@ -15,7 +15,11 @@ Defaults follow Parallel WaveNet's student layout (van den Oord et al., 2017) wi
 reads the last residual output); one WaveNet per flow emits both μ and log s, and
 ``separate_networks=True`` gives each flow one WaveNet for μ and one for log s (eight WaveNets for
 four flows). Each WaveNet's last 1×1 convolution starts at zero, so the untrained student is the
-identity ``x = z``.
+identity ``x = z`` scaled by ``exp(output_log_scale)`` (the last flow's log-s bias; 0 by default, the
+training modules set it so that the first output is at the data's level, see
+:meth:`IAFStudent.set_output_log_scale`). ``dilation_cycle`` may be one value or one per flow, so
+each flow's receptive field is set separately (the paper's 10/10/10/30 layers with cycle 10: 1,024
+samples per cycle).
 
 :meth:`IAFStudent.forward` is the differentiable training path (channels-first convolutions).
 :meth:`IAFStudent.synthesize` is the inference path: the whole utterance in one call, evaluated in
@@ -141,11 +145,16 @@ class IAFStudent(nn.Module):
         skip_channels: skip channels, or None (default) for no skip connections.
         log_scale_min: floor of each flow's log s.
         separate_networks: two WaveNets per flow (μ and log s) instead of one.
-        upsample: ``"repeat"`` or ``"transposed"`` (see :mod:`vocoder.layers._upsample`).
+        upsample: ``"repeat"``, ``"transposed"`` or ``"centred"`` (frame-centred, ``±upsample_context``
+            frames of look-back and look-ahead; see :mod:`vocoder.layers._upsample`).
         upsample_overlap: cross-frame reach of the transposed-convolution upsampler.
+        upsample_context: frames of look-back/look-ahead of the ``"centred"`` upsampler.
+        output_log_scale: initial log-s bias of the last flow: the untrained student is
+            ``x = z · exp(output_log_scale)``.
     """
 
     flow_layers: list[int]
+    cond_lookahead_frames: int
 
     def __init__(
         self,
@@ -153,7 +162,7 @@ class IAFStudent(nn.Module):
         n_mels: int = 80,
         hop_length: int = 160,
         flow_layers: tuple[int, ...] | list[int] = (10, 10, 10, 10),
-        dilation_cycle: int = 10,
+        dilation_cycle: int | tuple[int, ...] | list[int] = 10,
         kernel_size: int = 2,
         residual_channels: int = 64,
         gate_channels: int = 128,
@@ -162,22 +171,37 @@ class IAFStudent(nn.Module):
         separate_networks: bool = False,
         upsample: str = "repeat",
         upsample_overlap: int = 0,
+        upsample_context: int = 2,
+        output_log_scale: float = 0.0,
     ) -> None:
         super().__init__()
         if len(flow_layers) < 1:
             raise ValueError("flow_layers needs at least one flow")
+        cycles = (
+            [int(dilation_cycle)] * len(flow_layers)
+            if isinstance(dilation_cycle, int)
+            else list(dilation_cycle)
+        )
+        if len(cycles) != len(flow_layers):
+            raise ValueError(f"dilation_cycle has {len(cycles)} values for {len(flow_layers)} flows")
         self.n_mels = n_mels
         self.hop_length = hop_length
         self.flow_layers = [int(n) for n in flow_layers]
         self.log_scale_min = log_scale_min
         self.upsampler = build_upsampler(
-            upsample, channels=n_mels, hop_length=hop_length, overlap=upsample_overlap
+            upsample,
+            channels=n_mels,
+            hop_length=hop_length,
+            overlap=upsample_overlap,
+            context=upsample_context,
         )
+        # frames after a sample's own frame that its conditioning reads (the training segments carry them)
+        self.cond_lookahead_frames = upsample_context + 1 if upsample == "centred" else 0
         self.flows = nn.ModuleList(
             [
                 IAFFlow(
                     layers=n,
-                    dilation_cycle=dilation_cycle,
+                    dilation_cycle=cycle,
                     kernel_size=kernel_size,
                     residual_channels=residual_channels,
                     gate_channels=gate_channels,
@@ -186,9 +210,10 @@ class IAFStudent(nn.Module):
                     log_scale_min=log_scale_min,
                     separate_networks=separate_networks,
                 )
-                for n in self.flow_layers
+                for n, cycle in zip(self.flow_layers, cycles, strict=True)
             ]
         )
+        self.set_output_log_scale(output_log_scale)
         # μ_t, s_t of a flow read its input x[t - R_flow … t - 1] (one sample of delay plus the
         # stack), so the composed output at t reads z[t - Σ R_flow … t].
         fields = [flow.receptive_field for flow in self.flows]
@@ -198,6 +223,18 @@ class IAFStudent(nn.Module):
         self._flow_lead_frames = [
             (sum(fields[f:]) + hop_length - 1) // hop_length for f in range(len(fields))
         ]
+
+    @torch.jit.unused
+    def set_output_log_scale(self, log_scale: float) -> None:
+        """Set the last flow's log-s bias so that an untrained student outputs ``z · exp(log_scale)``.
+
+        The last flow's output layer starts at zero, so its log s is its bias alone and every earlier
+        flow is the identity: ``x = z · exp(log_scale)``. Later training moves it freely.
+        """
+        net = self.flows[-1].nets[-1]
+        channel = 0 if self.flows[-1].separate_networks else 1
+        with torch.no_grad():
+            net.output.bias[channel] = float(log_scale)
 
     __jit_unused_properties__ = ["receptive_field"]
 

@@ -112,8 +112,14 @@ class MelConditionedTask(TrainingModule):
                 hop_length=self.features.hop_length,
                 history=self.history_frames,
                 silence_mel=math.log(self.features.mel_floor),
+                lookahead=self.lookahead_frames,
             )
         return self._datasets[split]
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Unscored frames after every training segment: what the model's conditioning reads ahead."""
+        return int(getattr(self.model, "cond_lookahead_frames", 0))
 
     @property
     def history_samples(self) -> int:
