@@ -71,6 +71,31 @@ def test_checkpoint_layout_and_weights_only(tmp_path):
     assert (tmp_path / "config.yaml").read_text().startswith("recipe: toy")
 
 
+class _Crafted:
+    """Unpickling this runs code (it would create ``marker``): what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def test_pickled_object_is_refused_without_the_unpickling_advice(tmp_path):
+    from vocoder.inference import load
+
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "crafted.pt"
+    torch.save({"model": _Crafted(marker), "ema": {}, "step": 1}, path)
+    for loader in (load_checkpoint, load):
+        with pytest.raises(CheckpointError) as error:
+            loader(path)
+        message = str(error.value)
+        assert message.startswith(f"{path}: not a plain-tensor vocoder checkpoint")
+        assert "\n" not in message and "weights_only" not in message and "False" not in message
+    assert not marker.exists()
+
+
 def test_crash_between_write_and_rename_keeps_last_loadable(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path, max_steps=3)
     trainer.fit()

@@ -11,6 +11,7 @@ A checkpoint is one ``dict`` of tensors and plain Python types, loadable with
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 import tempfile
@@ -84,7 +85,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, wrong format, unsafe pickle: all mean "not usable"
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        text = str(exc)
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "GLOBAL" in text:
+            # torch's message advises weights_only=False: for a file that may be crafted, that
+            # advice is the exploit. Say what the file is not, and never suggest unpickling it.
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(
+                f"{path}: not a plain-tensor vocoder checkpoint: it holds a pickled Python object{what}, "
+                f"and such files are refused without being unpickled"
+            ) from None
+        reason = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {reason}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a vocoder checkpoint (expected a dict)")
