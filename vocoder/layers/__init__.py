@@ -33,6 +33,7 @@ from vocoder.layers._simd import (
     vsigmoid,
     vtanh,
 )
+from vocoder.layers._sparse_gru import live_blocks, sparse_gru_sequence
 from vocoder.layers._sparsity import GRU_GATES, BlockSparsifier, SparseTarget
 from vocoder.layers._upsample import RepeatUpsampler, TransposedConvUpsampler, build_upsampler
 from vocoder.layers._wavenet import (
@@ -89,6 +90,9 @@ __all__ = [
     "quantize_activations",
     "quantize_activations_reference",
     "quantize_rows",
+    # block-sparse GRU training recurrence
+    "live_blocks",
+    "sparse_gru_sequence",
     # 16-bit categorical output (coarse, then fine given coarse)
     "join_levels",
     "split_levels",

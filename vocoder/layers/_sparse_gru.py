@@ -1,0 +1,456 @@
+"""GRU recurrence whose recurrent matrix is block-sparse: training that gets faster as it prunes.
+
+:func:`sparse_gru_sequence` is ``gru_sequence(input_gates, h0, weight_hh ⊙ mask, bias_hh)`` for a
+keep-mask made of LPCNet's 16×1 blocks plus the per-gate diagonal (what
+:class:`~vocoder.layers.BlockSparsifier` holds): the value is that of the masked matrix and the
+weight gradient is the dense gradient with the mask applied. Only the kept blocks cost anything:
+
+* forward, per time step: ``W_hh h_{t−1}`` as the per-gate diagonal times ``h_{t−1}`` plus a 16×1
+  block product over the kept blocks (:func:`vocoder.layers.block_gemv4`, four batch rows per
+  weight load), fused with the elementwise step (:func:`vocoder.layers.gru_forward_step`) in one
+  numba loop over time per batch chunk;
+* backward, per time step: ``∂L/∂h_{t−1} += W_hhᵀ g`` over the kept blocks only (column-major
+  block lists, 16-lane dot products) after :func:`vocoder.layers.gru_backward_step`;
+* weight gradient: ``Σ_t g_t h_{t−1}ᵀ`` for the kept blocks and the diagonal only, in tiles of
+  samples that stay in cache (zeros elsewhere: the mask stays exact).
+
+Batch rows are split over threads as in the dense recurrence (independent chunks, no per-step
+synchronization); the weight gradient is split by block rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from vocoder.layers._gru_kernels import gru_backward_step, gru_forward_step
+from vocoder.layers._simd import (
+    BLOCK_ROWS,
+    FASTMATH,
+    _float_vectors,
+    _int_vectors,
+    _VectorCode,
+    block_gemv,
+    block_gemv2,
+    block_gemv4,
+)
+
+# samples per tile of the weight-gradient kernel: the tile's gradients and states stay in L2
+_TILE = 64
+
+
+def live_blocks(mask: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The kept off-diagonal 16×1 blocks of a ``(3H, H)`` keep-mask, in compressed block-row form.
+
+    Args:
+        mask: ``(3H, H)`` bool (16×1 blocks, plus the per-gate diagonal which is handled apart).
+
+    Returns:
+        ``row_ptr`` ``(3H/16 + 1,)`` int32 and ``col_idx`` ``(nnz,)`` int32 (row-major order).
+    """
+    mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, bool).copy()
+    rows, hidden = mask.shape
+    if rows % BLOCK_ROWS or rows != 3 * hidden:
+        raise ValueError(f"mask must be (3H, H) with 3H a multiple of {BLOCK_ROWS}, got {mask.shape}")
+    gate_rows = np.arange(rows)
+    mask[gate_rows, gate_rows % hidden] = False
+    present = mask.reshape(rows // BLOCK_ROWS, BLOCK_ROWS, hidden).any(axis=1)
+    row_ptr = np.zeros(rows // BLOCK_ROWS + 1, np.int32)
+    row_ptr[1:] = np.cumsum(present.sum(axis=1))
+    _, column = np.nonzero(present)
+    return row_ptr, column.astype(np.int32)
+
+
+def _transpose(row_ptr: np.ndarray, col_idx: np.ndarray, hidden: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column-major lists of the same blocks: ``col_ptr``, block row and entry index per block."""
+    block_row = np.repeat(np.arange(row_ptr.shape[0] - 1), np.diff(row_ptr))
+    order = np.argsort(col_idx, kind="stable")
+    col_ptr = np.zeros(hidden + 1, np.int32)
+    col_ptr[1:] = np.cumsum(np.bincount(col_idx, minlength=hidden))
+    return col_ptr, block_row[order].astype(np.int32), order.astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def gather_blocks(weight, row_ptr, col_idx, blocks):
+    """``blocks[16e : 16e + 16] = weight[16r : 16r + 16, col_idx[e]]`` for the entries ``e`` of row ``r``."""
+    for r in range(row_ptr.shape[0] - 1):
+        for e in range(row_ptr[r], row_ptr[r + 1]):
+            c = col_idx[e]
+            for i in range(16):
+                blocks[16 * e + i] = weight[16 * r + i, c]
+
+
+@njit(inline="always")
+def _block_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
+    if group == 4:
+        block_gemv4(row_ptr, col_idx, blocks, x, x_stride, y, y_stride)
+    elif group == 2:
+        block_gemv2(row_ptr, col_idx, blocks, x, x_stride, y, y_stride)
+    else:
+        block_gemv(row_ptr, col_idx, blocks, x, x_stride, y, y_stride)
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def sparse_gru_forward(input_gates, h0, row_ptr, col_idx, blocks, diagonal, bias, hidden_gates,
+                       gates, hidden_candidate, output, first, last):
+    """The whole forward recurrence for batch rows ``[first, last)``.
+
+    ``hidden_gates[b] = bias + diagonal ⊙ h_{t−1} + blocks · h_{t−1}`` (flattened per row: the block
+    product reads ``h_{t−1}`` rows of length H and writes rows of length 3H), then
+    :func:`~vocoder.layers.gru_forward_step`. Buffers as there; ``hidden_gates`` ``(B, 3H)``.
+    """
+    n_steps = input_gates.shape[0]
+    hidden = h0.shape[1]
+    three = 3 * hidden
+    flat_gates = hidden_gates.reshape(-1)
+    for t in range(n_steps):
+        previous = h0 if t == 0 else output[t - 1]
+        for b in range(first, last):
+            h = previous[b]
+            g = hidden_gates[b]
+            for gate in range(3):
+                offset = gate * hidden
+                for j in range(hidden):
+                    g[offset + j] = bias[offset + j] + diagonal[offset + j] * h[j]
+        flat_previous = previous.reshape(-1)
+        b = first
+        while b < last:
+            group = 4 if last - b >= 4 else (2 if last - b >= 2 else 1)
+            _block_product(group, row_ptr, col_idx, blocks, flat_previous[b * hidden :], hidden,
+                           flat_gates[b * three :], three)
+            b += group
+        gru_forward_step(input_gates, hidden_gates, h0, gates, hidden_candidate, output, t, first, last)
+
+
+def _horizontal_sum(builder, vector):
+    """Pairwise sum of a vector's lanes (fixed order: deterministic)."""
+    width = vector.type.count
+    while width > 1:
+        half = width // 2
+        low = builder.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(ir.IntType(32), half),
+                                                                 list(range(half))))
+        high = builder.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(ir.IntType(32), half),
+                                                                  list(range(half, width))))
+        vector = builder.fadd(low, high)
+        width = half
+    return builder.extract_element(vector, ir.Constant(ir.IntType(32), 0))
+
+
+def _make_block_gemv_t(group: int):
+    """``y[c] += Σ_blocks(·, c) blockᵀ g[16r : 16r + 16]`` for ``group`` rows at once (column-major lists)."""
+
+    @intrinsic
+    def block_gemv_t(typingctx, col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride):
+        if not (_float_vectors(blocks, g, y) and _int_vectors(col_ptr, block_row, entry)
+                and isinstance(g_stride, types.Integer) and isinstance(y_stride, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            code = _VectorCode(context, builder, signature.args[3].dtype)
+            ptr_a, row_a, entry_a, blk_a, g_a = (code.array(signature.args[i], args[i]) for i in range(5))
+            y_a = code.array(signature.args[6], args[6])
+            g_step = context.cast(builder, args[5], signature.args[5], types.int64)
+            y_step = context.cast(builder, args[7], signature.args[7], types.int64)
+            n_columns = builder.sub(code.length(ptr_a), code.const(1))
+            accumulators = code.accumulators(group)
+            with cgutils.for_range(builder, n_columns) as column_loop:
+                column = column_loop.index
+                start = code.load_index(ptr_a, column)
+                end = code.load_index(ptr_a, builder.add(column, code.const(1)))
+                for accumulator in accumulators:
+                    builder.store(code.zero(), accumulator)
+                with cgutils.for_range(builder, builder.sub(end, start)) as block_loop:
+                    k = builder.add(start, block_loop.index)
+                    weights = code.load(code.vector_pointer(
+                        blk_a, builder.mul(code.load_index(entry_a, k), code.const(BLOCK_ROWS))))
+                    base = builder.mul(code.load_index(row_a, k), code.const(BLOCK_ROWS))
+                    for u in range(group):
+                        offset = builder.add(builder.mul(code.const(u), g_step), base)
+                        vector = code.load(code.vector_pointer(g_a, offset))
+                        code.fma_into(accumulators[u], weights, vector)
+                for u in range(group):
+                    pointer = builder.gep(y_a.data, [builder.add(builder.mul(code.const(u), y_step), column)])
+                    total = _horizontal_sum(builder, builder.load(accumulators[u]))
+                    builder.store(builder.fadd(builder.load(pointer), total), pointer)
+            return context.get_dummy_value()
+
+        return types.void(col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride), codegen
+
+    return block_gemv_t
+
+
+block_gemv_t = _make_block_gemv_t(1)
+block_gemv_t2 = _make_block_gemv_t(2)
+block_gemv_t4 = _make_block_gemv_t(4)
+
+# independent accumulators of the outer-product kernel (hide the FMA latency)
+_OUTER_UNROLL = 4
+
+
+@intrinsic
+def block_outer(typingctx, g, g_stride, g_offset, x, x_stride, x_offset, count, acc, acc_offset):
+    """``acc[acc_offset : +16] += Σ_{n < count} g[n·g_stride + g_offset : +16] · x[n·x_stride + x_offset]``
+
+    (16-lane fused multiply–adds, four interleaved accumulators).
+    """
+    if not (_float_vectors(g, x, acc) and all(isinstance(a, types.Integer) for a in
+                                                (g_stride, g_offset, x_stride, x_offset, count, acc_offset))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        code = _VectorCode(context, builder, signature.args[0].dtype)
+        g_a, x_a, acc_a = code.array(signature.args[0], args[0]), code.array(signature.args[3], args[3]), \
+            code.array(signature.args[7], args[7])
+        g_step, g_off, _, x_step, x_off, n = (
+            context.cast(builder, args[i], signature.args[i], types.int64) for i in range(1, 7))
+        acc_off = context.cast(builder, args[8], signature.args[8], types.int64)
+        accumulators = code.accumulators(_OUTER_UNROLL)
+        out_pointer = code.vector_pointer(acc_a, acc_off)
+        builder.store(code.load(out_pointer), accumulators[0])
+        for accumulator in accumulators[1:]:
+            builder.store(code.zero(), accumulator)
+
+        def accumulate(u, sample):
+            vector = code.load(code.vector_pointer(g_a, builder.add(builder.mul(sample, g_step), g_off)))
+            scalar = code.broadcast(x_a, builder.add(builder.mul(sample, x_step), x_off))
+            code.fma_into(accumulators[u], vector, scalar)
+
+        rounds = builder.udiv(n, code.const(_OUTER_UNROLL))
+        with cgutils.for_range(builder, rounds) as loop:
+            base = builder.mul(loop.index, code.const(_OUTER_UNROLL))
+            for u in range(_OUTER_UNROLL):
+                accumulate(u, builder.add(base, code.const(u)))
+        tail = builder.mul(rounds, code.const(_OUTER_UNROLL))
+        with cgutils.for_range(builder, builder.sub(n, tail)) as loop:
+            accumulate(0, builder.add(tail, loop.index))
+        code.store(code.sum(accumulators), out_pointer)
+        return context.get_dummy_value()
+
+    return types.void(g, g_stride, g_offset, x, x_stride, x_offset, count, acc, acc_offset), codegen
+
+
+@njit(inline="always")
+def _block_product_t(group, col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride):
+    if group == 4:
+        block_gemv_t4(col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride)
+    elif group == 2:
+        block_gemv_t2(col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride)
+    else:
+        block_gemv_t(col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride)
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def _transposed_product(col_ptr, block_row, entry, blocks, diagonal, grad_gates, grad_h, first, last):
+    """``grad_h[b] += (diagonal ⊙ g_b folded per gate) + Σ_blocks blockᵀ g_b[16r : 16r + 16]``."""
+    hidden = grad_h.shape[1]
+    three = 3 * hidden
+    for b in range(first, last):
+        g = grad_gates[b]
+        out = grad_h[b]
+        for j in range(hidden):
+            out[j] += (diagonal[j] * g[j] + diagonal[hidden + j] * g[hidden + j]
+                       + diagonal[2 * hidden + j] * g[2 * hidden + j])
+    flat_g = grad_gates.reshape(-1)
+    flat_h = grad_h.reshape(-1)
+    b = first
+    while b < last:
+        group = 4 if last - b >= 4 else (2 if last - b >= 2 else 1)
+        _block_product_t(group, col_ptr, block_row, entry, blocks, flat_g[b * three :], three,
+                         flat_h[b * hidden :], hidden)
+        b += group
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def sparse_gru_backward(grad_output, gates, hidden_candidate, output, h0, grad_h, grad_hidden_gates,
+                        grad_input_gates, grad_candidate_hidden, col_ptr, block_row, entry, blocks, diagonal,
+                        first, last):
+    """The whole backward recurrence for batch rows ``[first, last)`` (buffers as in the step kernel)."""
+    n_steps = grad_output.shape[0]
+    for t in range(n_steps - 1, -1, -1):
+        gru_backward_step(grad_output, gates, hidden_candidate, output, h0, grad_h, grad_hidden_gates,
+                          grad_input_gates, grad_candidate_hidden, t, first, last)
+        _transposed_product(col_ptr, block_row, entry, blocks, diagonal, grad_hidden_gates, grad_h,
+                            first, last)
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_ptr, col_idx,
+                       grad_blocks, grad_diagonal, first_row, last_row):
+    """``Σ_t g_t h_{t−1}ᵀ`` on the kept blocks and the diagonal of block rows ``[first_row, last_row)``.
+
+    ``g`` is ``grad_input_gates`` for the reset/update rows and ``grad_candidate_hidden`` for the
+    candidate rows (see the dense backward pass). ``grad_blocks`` ``(16·nnz,)`` and ``grad_diagonal``
+    ``(3H,)`` are overwritten for those rows. Samples are taken in tiles (time-major ``t·B + b``) so
+    that a tile's gradients and states stay in cache while all its blocks are accumulated.
+    """
+    n_steps, batch, hidden = output.shape
+    for e in range(row_ptr[first_row], row_ptr[last_row]):
+        for i in range(16):
+            grad_blocks[16 * e + i] = 0.0
+    for j in range(16 * first_row, 16 * last_row):
+        grad_diagonal[j] = 0.0
+    n_samples = n_steps * batch
+    n_rows = last_row - first_row
+    # per tile, copies in the product's order: gradients block-row major (r, n, 16), states column
+    # major (c, n); the products then stream through contiguous memory
+    tile_g = np.empty(n_rows * _TILE * 16, grad_blocks.dtype)
+    tile_x = np.empty(hidden * _TILE, grad_blocks.dtype)
+    for start in range(0, n_samples, _TILE):
+        count = min(_TILE, n_samples - start)
+        for n in range(count):
+            t = (start + n) // batch
+            b = start + n - t * batch
+            h = h0[b] if t == 0 else output[t - 1, b]
+            for c in range(hidden):
+                tile_x[c * _TILE + n] = h[c]
+            for gate in range(3):  # the diagonal: Σ_n g[n, j] h_{n−B}[j mod H], rows of this call only
+                low = max(16 * first_row, gate * hidden) - gate * hidden
+                high = min(16 * last_row, (gate + 1) * hidden) - gate * hidden
+                g = grad_candidate_hidden[t, b] if gate == 2 else grad_input_gates[t, b, gate * hidden :]
+                for j in range(low, high):
+                    grad_diagonal[gate * hidden + j] += g[j] * h[j]
+            for r in range(first_row, last_row):
+                row0 = 16 * r
+                if row0 >= 2 * hidden:
+                    g = grad_candidate_hidden[t, b, row0 - 2 * hidden : row0 - 2 * hidden + 16]
+                else:
+                    g = grad_input_gates[t, b, row0 : row0 + 16]
+                base = ((r - first_row) * _TILE + n) * 16
+                for i in range(16):
+                    tile_g[base + i] = g[i]
+        for r in range(first_row, last_row):
+            for e in range(row_ptr[r], row_ptr[r + 1]):
+                block_outer(tile_g, 16, (r - first_row) * _TILE * 16, tile_x, 1, col_idx[e] * _TILE, count,
+                            grad_blocks, 16 * e)
+
+
+def _chunks(size: int) -> list[tuple[int, int]]:
+    workers = max(1, min(torch.get_num_threads(), size))
+    bounds = [round(i * size / workers) for i in range(workers + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+
+
+def _run_chunks(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
+    """``work(first, last)`` per chunk in parallel threads (the kernels release the GIL)."""
+    if len(chunks) == 1:
+        work(*chunks[0])
+        return
+    errors: list[BaseException] = []
+
+    def run(first: int, last: int) -> None:
+        try:
+            work(first, last)
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=chunk) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+class _SparseGRUSequence(torch.autograd.Function):
+    """Time-major GRU recurrence with a block-sparse recurrent matrix (CPU, float32/float64)."""
+
+    @staticmethod
+    def forward(ctx, input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
+                bias_hh: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n_steps, batch, three_hidden = input_gates.shape
+        hidden = three_hidden // 3
+        x = input_gates.detach().contiguous()
+        h0 = h0.detach().contiguous()
+        weight = (weight_hh.detach() * mask).contiguous()
+        row_ptr, col_idx = live_blocks(mask)
+        weight_np = weight.numpy()
+        gate_rows = np.arange(three_hidden)
+        diagonal = np.ascontiguousarray(weight_np[gate_rows, gate_rows % hidden])
+        off_diagonal = weight_np.copy()
+        off_diagonal[gate_rows, gate_rows % hidden] = 0
+        blocks = np.empty(16 * col_idx.shape[0], weight_np.dtype)
+        gather_blocks(off_diagonal, row_ptr, col_idx, blocks)
+        output = x.new_empty(n_steps, batch, hidden)
+        gates = x.new_empty(n_steps, batch, three_hidden)
+        candidate_hidden = x.new_empty(n_steps, batch, hidden)
+        hidden_gates = x.new_empty(batch, three_hidden)
+        arrays = (x.numpy(), h0.numpy(), row_ptr, col_idx, blocks, diagonal,
+                  bias_hh.detach().contiguous().numpy(), hidden_gates.numpy(), gates.numpy(),
+                  candidate_hidden.numpy(), output.numpy())
+        _run_chunks(lambda first, last: sparse_gru_forward(*arrays, first, last), _chunks(batch))
+        ctx.save_for_backward(h0, gates, candidate_hidden, output, mask)
+        ctx.sparse = (row_ptr, col_idx, blocks, diagonal)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        h0, gates, candidate_hidden, output, mask = ctx.saved_tensors
+        row_ptr, col_idx, blocks, diagonal = ctx.sparse
+        n_steps, batch, hidden = output.shape
+        grad_output = grad_output.detach().contiguous()
+        grad_input_gates = grad_output.new_empty(n_steps, batch, 3 * hidden)
+        grad_candidate_hidden = grad_output.new_empty(n_steps, batch, hidden)
+        grad_hidden_gates = grad_output.new_empty(batch, 3 * hidden)
+        grad_h = grad_output.new_zeros(batch, hidden)
+        col_ptr, block_row, entry = _transpose(row_ptr, col_idx, hidden)
+        arrays = (grad_output.numpy(), gates.numpy(), candidate_hidden.numpy(), output.numpy(), h0.numpy(),
+                  grad_h.numpy(), grad_hidden_gates.numpy(), grad_input_gates.numpy(),
+                  grad_candidate_hidden.numpy(), col_ptr, block_row, entry, blocks, diagonal)
+        _run_chunks(lambda first, last: sparse_gru_backward(*arrays, first, last), _chunks(batch))
+
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[2]:
+            grad_blocks = np.empty_like(blocks)
+            grad_diagonal = np.empty_like(diagonal)
+            weight_arrays = (grad_input_gates.numpy(), grad_candidate_hidden.numpy(), output.numpy(),
+                             h0.numpy(), row_ptr, col_idx, grad_blocks, grad_diagonal)
+            _run_chunks(lambda first, last: sparse_weight_grad(*weight_arrays, first, last),
+                        _chunks(row_ptr.shape[0] - 1))
+            grad_weight = grad_output.new_zeros(mask.shape)
+            if col_idx.shape[0]:
+                block_row = np.repeat(np.arange(row_ptr.shape[0] - 1), np.diff(row_ptr))
+                rows = torch.from_numpy(16 * block_row[:, None] + np.arange(16)[None, :])  # (nnz, 16)
+                columns = torch.from_numpy(np.repeat(col_idx[:, None], 16, axis=1).astype(np.int64))
+                grad_weight[rows, columns] = torch.from_numpy(grad_blocks.reshape(-1, 16))
+            gate_rows = torch.arange(3 * hidden)
+            grad_weight[gate_rows, gate_rows % hidden] = torch.from_numpy(grad_diagonal)  # once, not twice
+            grad_weight.mul_(mask)  # exact zeros outside the mask (also inside partly kept blocks)
+        if ctx.needs_input_grad[3]:
+            grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
+                                   grad_candidate_hidden.sum((0, 1))])
+        return grad_input_gates, grad_h, grad_weight, grad_bias, None
+
+
+def sparse_gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
+                        bias_hh: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`vocoder.models.gru_sequence` with the recurrent matrix ``weight_hh ⊙ mask``.
+
+    Differentiable with respect to the first four arguments; the weight gradient is the dense one
+    with ``mask`` applied (zero on pruned weights). CPU float32/float64 tensors.
+
+    Args:
+        input_gates: ``(N, B, 3H)`` time-major input projections (gates ``r, z, n``).
+        h0: ``(B, H)`` initial state.
+        weight_hh: ``(3H, H)`` recurrent weights.
+        bias_hh: ``(3H,)`` recurrent bias.
+        mask: ``(3H, H)`` bool keep-mask of 16×1 blocks (and, optionally, each gate's diagonal),
+            e.g. :meth:`vocoder.layers.BlockSparsifier.mask`.
+
+    Returns:
+        ``(N, B, H)`` hidden states ``h_1 … h_N``.
+    """
+    if input_gates.device.type != "cpu" or input_gates.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"sparse_gru_sequence runs on CPU float32/float64 tensors, got {input_gates.device} "
+                         f"{input_gates.dtype}")
+    if mask.shape != weight_hh.shape:
+        raise ValueError(f"mask {tuple(mask.shape)} does not match weight_hh {tuple(weight_hh.shape)}")
+    return _SparseGRUSequence.apply(input_gates, h0, weight_hh, bias_hh, mask)
