@@ -8,6 +8,11 @@
 
 Prepares into a temporary cache (deleted afterwards), prints a table, and as the very last line
 ``features_xrt=<float> peak_rss_mb=<float>``. Targets: >= 100x real time, <= 1 GB.
+Before the last line: the machine (CPU model, vector ISA, BLAS libraries, threads), the load during the run
+(``WARNING`` lines when other processes used more than 0.3 of each CPU or CPU time / wall time is far from
+the thread count), and the machine's own float32 GEMM rates at 1 and 2 threads measured in the same run
+(:mod:`vocoder.bench._machine`). The last line ends with
+``cpu=<model> isa=<avx2|avx512|amx> untrusted=<0|1>``.
 
 Peak RSS is the parent's peak plus ``workers`` times the largest worker's peak (from
 ``getrusage``): an upper bound, since forked workers share the parent's pages copy-on-write.
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from vocoder.bench import resolve_root, run_features
+    from vocoder.bench import measure_gemm_reference, resolve_root, run_features
     from vocoder.bench._features import QUICK_LIMIT
     from vocoder.data import DataError
 
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as error:
         print(f"bench_features: error: {error}", file=sys.stderr)
         return 2
+    result.machine.gemm = measure_gemm_reference(args.quick)  # the machine's own GEMM rates, this run
     print("\n".join(result.lines()))
     return 0
 

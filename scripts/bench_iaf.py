@@ -23,6 +23,12 @@ machine shared with other jobs, OpenMP workers that spin while waiting burn the 
 needs (measured here under load: student 2-thread RTF 4.1 with spinning vs 0.6 without). The header
 line prints the policy in effect.
 
+Before the last line: the machine (CPU model, vector ISA, BLAS libraries, threads), the load during the run
+(``WARNING`` lines when other processes used more than 0.3 of each CPU or CPU time / wall time is far from
+the thread count), and the machine's own float32 GEMM rates at 1 and 2 threads measured in the same run
+(:mod:`vocoder.bench._machine`). The last line ends with
+``cpu=<model> isa=<avx2|avx512|amx> untrusted=<0|1>``.
+
 ``--quick`` runs tiny networks on 0.25 s of audio with one repeat and one thread (a smoke test; the
 numbers are not comparable with the targets). The measuring code is :func:`vocoder.bench.run_iaf_synthesis`
 (``vocoder-bench`` runs it too, together with the training throughput of the WaveNet/IAF recipes).
@@ -34,7 +40,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads its Op
 
 import argparse  # noqa: E402
 
-from vocoder.bench import IAFSettings, run_iaf_synthesis  # noqa: E402
+from vocoder.bench import IAFSettings, measure_gemm_reference, run_iaf_synthesis  # noqa: E402
 
 SIZE_OPTIONS = ("threads", "repeats", "teacher_frames", "teacher_repeats", "chunk_frames")
 
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in SIZE_OPTIONS:
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    print("\n".join(run_iaf_synthesis(settings).lines()))
+    result = run_iaf_synthesis(settings)
+    result.machine.gemm = measure_gemm_reference(args.quick)  # the machine's own GEMM rates, this run
+    print("\n".join(result.lines()))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ throughput is the median over ``--train-steps`` timed steps after one warm-up st
 Prints a table, then as the very last line
 ``fast_rtf=<float> torch_rtf=<float> train_samples_per_s=<float> train_peak_rss_mb=<float>``.
 Targets: fast RTF ≤ 0.15 and ≥ 10× faster than the torch loop; ≥ 22,000 samples/s at ≤ 2.6 GB.
+Before the last line: the machine (CPU model, vector ISA, BLAS libraries, threads), the load during the run
+(``WARNING`` lines when other processes used more than 0.3 of each CPU or CPU time / wall time is far from
+the thread count), and the machine's own float32 GEMM rates at 1 and 2 threads measured in the same run
+(:mod:`vocoder.bench._machine`). The last line ends with
+``cpu=<model> isa=<avx2|avx512|amx> untrusted=<0|1>``.
 The machine is shared: wall-clock numbers move with the load of other processes (the table shows
 the load average and the CPU times, which move much less). The measuring code is
 :func:`vocoder.bench.run_lpcnet` (also run by ``vocoder-bench``).
@@ -30,7 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vocoder.bench import LPCNetSettings, run_lpcnet
+from vocoder.bench import LPCNetSettings, measure_gemm_reference, run_lpcnet
 
 SIZE_OPTIONS = (
     "seconds",
@@ -88,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in SIZE_OPTIONS:
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    print("\n".join(run_lpcnet(settings).lines()))
+    result = run_lpcnet(settings)
+    result.machine.gemm = measure_gemm_reference(args.quick)  # the machine's own GEMM rates, this run
+    print("\n".join(result.lines()))
     return 0
 
 

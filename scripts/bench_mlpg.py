@@ -5,6 +5,11 @@ Both variants build the same normal equations ``A = sum_k W_kᵀ P_k W_k``, ``b 
 full T×T matrix, solves it with ``torch.linalg.solve`` and back-propagates through the solve and the
 assembly with autograd; the banded one is the library function. The time is forward + backward of
 ``sum(y * g)`` w.r.t. means and variances. Prints a table, then ``mlpg_ms=<float> dense_ms=<float>``.
+Before the last line: the machine (CPU model, vector ISA, BLAS libraries, threads), the load during the run
+(``WARNING`` lines when other processes used more than 0.3 of each CPU or CPU time / wall time is far from
+the thread count), and the machine's own float32 GEMM rates at 1 and 2 threads measured in the same run
+(:mod:`vocoder.bench._machine`). The last line ends with
+``cpu=<model> isa=<avx2|avx512|amx> untrusted=<0|1>``.
 The measuring code is :func:`vocoder.bench.run_mlpg` (also run by ``vocoder-bench``).
 
     python scripts/bench_mlpg.py                      # T=2000, static_dim=60, 3 windows, batch 8
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from vocoder.bench import MLPGSettings, run_mlpg
+from vocoder.bench import MLPGSettings, measure_gemm_reference, run_mlpg
 
 SIZE_OPTIONS = ("frames", "static_dim", "batch", "threads", "repeats", "dense_repeats")
 
@@ -51,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in SIZE_OPTIONS:
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    print("\n".join(run_mlpg(settings).lines()))
+    result = run_mlpg(settings)
+    result.machine.gemm = measure_gemm_reference(args.quick)  # the machine's own GEMM rates, this run
+    print("\n".join(result.lines()))
 
 
 if __name__ == "__main__":

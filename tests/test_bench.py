@@ -23,24 +23,47 @@ import soundfile as sf
 
 from vocoder.bench import (
     BENCHMARKS,
+    GEMM_SHAPES,
     FeaturesResult,
+    GemmRate,
     IAFSettings,
     IAFSynthesisResult,
+    LoadReport,
     LPCNetResult,
     LPCNetSettings,
     LPCNetSynthesisResult,
     LPCNetTrainingResult,
+    MachineReport,
     Metric,
     MLPGResult,
     MLPGSettings,
     SuiteResult,
     Target,
     TimingRow,
+    best_gemm_gflops,
+    cpu_wall_warning,
+    effective_isa,
     format_value,
+    gemm_fraction,
+    gemm_rate,
+    gemm_reference,
+    isa_from_flags,
+    load_warnings,
     parse_only,
     run_worker,
 )
 from vocoder.bench._common import BenchmarkError
+from vocoder.bench._machine import (
+    ISA_LEVELS,
+    LoadSample,
+    busy_seconds,
+    cpu_flags,
+    cpu_model,
+    gemm_lines,
+    isa_by_library,
+    parse_torch_config,
+    summary_fields,
+)
 from vocoder.bench._suite import result_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,13 +98,18 @@ EXPECTED_METRICS = {
     ],
     "mlpg": ["mlpg_ms", "dense_ms", "speedup", "peak_rss_mb"],
 }
+#: what every last line ends with: where it ran, and whether the load makes its figures untrustworthy
+MACHINE_FIELDS = r" cpu=\S+ isa=(?:default|avx2|avx512|amx) untrusted=[01]"
 LAST_LINES = {
-    "features": r"features_xrt=\d+\.\d{2} peak_rss_mb=\d+\.\d",
-    "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} "
-    r"train_samples_per_s=\d+\.\d train_peak_rss_mb=\d+\.\d",
-    "iaf": r"student_rtf=\d+\.\d{4} teacher_rtf=\d+\.\d{4}",
-    "mlpg": r"mlpg_ms=\d+\.\d{3} dense_ms=\d+\.\d{3}",
+    "features": r"features_xrt=\d+\.\d{2} peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
+    "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} int8_rtf=\d+\.\d{4} "
+    r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d "
+    r"train_samples_per_s=\d+\.\d train_peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
+    "iaf": r"student_rtf=\d+\.\d{4} teacher_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
+    "mlpg": r"mlpg_ms=\d+\.\d{3} dense_ms=\d+\.\d{3}" + MACHINE_FIELDS,
 }
+#: lines of a script's machine report besides its WARNING lines: machine, libraries, load, GEMM table
+MACHINE_LINES = 3 + 1 + 2 * len(GEMM_SHAPES)
 
 
 def _bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -96,13 +124,16 @@ def _bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def _key_values(line: str) -> dict[str, float]:
-    return {key: float(value) for key, value in (item.split("=") for item in line.split())}
+    """The numeric ``key=value`` figures of a last line (``cpu=`` and ``isa=`` left out)."""
+    pairs = (item.split("=", 1) for item in line.split())
+    return {key: float(value) for key, value in pairs if key not in ("cpu", "isa")}
 
 
 @pytest.fixture(scope="module")
 def quick_json() -> dict:
     """One whole quick run of the suite (every benchmark), as its --json document."""
-    proc = _bench("--quick", "--json", "--root", str(KATHLEEN))
+    # generous: on a 2-core machine shared with other jobs the quick suite has taken 6.5 min
+    proc = _bench("--quick", "--json", "--root", str(KATHLEEN), timeout=900)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)  # the whole of stdout is the document
 
@@ -142,6 +173,37 @@ def test_quick_json_summary_lines_have_the_scripts_format_and_values(quick_json)
     assert iaf["teacher_rtf"] == pytest.approx(metrics[("iaf", "teacher_rtf")], abs=5e-5)
     mlpg = _key_values(quick_json["benchmarks"]["mlpg"]["summary_line"])
     assert mlpg["mlpg_ms"] == pytest.approx(metrics[("mlpg", "mlpg_ms")], abs=5e-4)
+
+
+def test_quick_json_describes_the_machine_and_its_gemm_rates(quick_json):
+    machine = quick_json["machine"]
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert machine["cpu"] == cpu_model(cpuinfo)
+    assert machine["cpu_isa"] == (isa_from_flags(cpu_flags(cpuinfo)) if cpuinfo else "default")
+    assert machine["isa"] in ISA_LEVELS and machine["torch_capability"]
+    assert ISA_LEVELS.index(machine["isa"]) <= ISA_LEVELS.index(machine["cpu_isa"])
+    assert machine["blas"] and machine["numpy_blas"] and machine["threads"] >= 1
+    assert set(machine["isa_by_library"]) == {"aten", "mkl", "onednn", "numba"}
+    rates = quick_json["gemm_reference"]
+    assert {(r["backend"], r["name"], r["threads"]) for r in rates} == {
+        (backend, name, threads)
+        for backend in ("torch", "numpy")
+        for name in GEMM_SHAPES
+        for threads in (1, 2)
+    }
+    for rate in rates:
+        assert (rate["m"], rate["k"], rate["n"]) == GEMM_SHAPES[rate["name"]]
+        assert math.isfinite(rate["gflops"]) and rate["gflops"] > 0
+    # every benchmark says where it ran, in its result and at the end of its last line
+    cpu_field = "cpu=" + "_".join(machine["cpu"].split())
+    for name, entry in quick_json["benchmarks"].items():
+        result = entry["result"]
+        report = (result["synthesis"] if name == "iaf" else result)["machine"]
+        assert report["description"]["cpu"] == machine["cpu"] and report["load"]["wall_s"] > 0
+        assert f" {cpu_field} isa={report['description']['isa']} " in entry["summary_line"]
+        warnings = MachineReport.from_dict(report).warnings
+        assert entry["summary_line"].endswith(f" untrusted={int(bool(warnings))}")
+        assert quick_json["warnings"].get(name, []) == warnings
 
 
 def test_quick_json_figures_agree_with_independent_references(quick_json):
@@ -195,7 +257,9 @@ def test_table_rebuilt_from_the_json_lists_every_metric(quick_json):
         suite.results[name] = result_from_dict(name, entry["result"])
     lines = suite.table_lines()
     assert lines[0].startswith("QUICK MODE") and "NOT comparable" in lines[0]
-    header = lines[2].split()
+    assert lines[1].startswith("machine: ")
+    assert lines[2].startswith(f"cpu: {quick_json['machine']['cpu']}, isa ")
+    header = lines[3].split()
     assert header == ["benchmark", "metric", "value", "unit", "target", "ok"]
     for metric in quick_json["metrics"]:
         row = next(line for line in lines if f"  {metric['label']}  " in line)
@@ -211,8 +275,8 @@ def test_only_filters_table_mode_prints_every_row_and_failures_exit_1(tmp_path):
     proc = _bench("--quick", "--only", "mlpg,features", "--root", str(tmp_path))
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("QUICK MODE")
-    assert lines[2].split() == ["benchmark", "metric", "value", "unit", "target", "ok"]
+    assert lines[0].startswith("QUICK MODE") and lines[2].startswith("cpu: ")
+    assert lines[3].split() == ["benchmark", "metric", "value", "unit", "target", "ok"]
     rows = [line for line in lines if re.match(r"^(features|lpcnet|iaf|mlpg)\s{2,}", line)]
     assert [row.split()[0] for row in rows] == ["mlpg"] * len(EXPECTED_METRICS["mlpg"]) + ["features"]
     labels = [
@@ -304,9 +368,14 @@ def test_script_wrappers_keep_their_last_line(script, args, n_lines, monkeypatch
         assert exc.code in (0, None)
     assert os.sched_getaffinity(0) == affinity  # the LPCNet synthesis pins one core and gives it back
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == n_lines
+    warnings = [line for line in lines if line.startswith("WARNING: ")]
+    assert len(lines) - len(warnings) == n_lines + MACHINE_LINES
     name = script.removeprefix("bench_").removesuffix(".py")
     assert re.fullmatch(LAST_LINES[name], lines[-1]), lines[-1]
+    assert lines[-1].endswith(f"untrusted={int(bool(warnings))}")
+    machine = next(i for i, line in enumerate(lines) if line.startswith("machine: "))
+    assert lines[machine + 1].startswith("libraries: torch ") and lines[machine + 2].startswith("load: ")
+    assert lines[machine + 3].startswith("float32 GEMM reference, GFLOP/s")
 
 
 # ------------------------------------------------------------------------------------------ exact formats
@@ -357,6 +426,8 @@ def test_lpcnet_lines_are_the_scripts_format():
         torch_rtf=7.5,
         torch_cpu_rtf=7.0,
         peak_rss_mb=400.0,
+        int8_rtf=0.05,
+        int8_cpu_rtf=0.045,
     )
     training = LPCNetTrainingResult(samples_per_s=29400.0, peak_rss_mb=1900.0, step_s=2.61, step_cpu_s=5.2)
     result = LPCNetResult(LPCNetSettings(), synthesis, training, load_before=1.0, load_after=1.5, cpu_count=2)
@@ -368,10 +439,14 @@ def test_lpcnet_lines_are_the_scripts_format():
         "fast RTF per utterance, batch 4 (wall)        0.0700",
         "torch loop RTF (wall, extrapolated)           7.500  (timed on 0.10 s)",
         "fast vs torch speed-up                        75.0x",
+        "int8 RTF, 1 utterance, 1 core (wall)          0.0500",
+        "int8 RTF, 1 utterance, 1 core (CPU time)      0.0450",
+        "int8 vs torch speed-up                        150.0x",
         "training samples/s (B=32 x 2400, 2 threads)   29400  (median step 2.61 s)",
         "training CPU time per step (all threads)      5.20 s",
         "training peak RSS (fresh process)             1900 MB",
-        "fast_rtf=0.1000 torch_rtf=7.5000 train_samples_per_s=29400.0 train_peak_rss_mb=1900.0",
+        "fast_rtf=0.1000 torch_rtf=7.5000 int8_rtf=0.0500 fast_vs_torch=75.0 int8_vs_torch=150.0 "
+        "train_samples_per_s=29400.0 train_peak_rss_mb=1900.0",
     ]
     oks = {m.key: m.ok(quick=False) for m in result.metrics()}
     assert oks["fast_rtf"] is True and oks["speedup"] is True and oks["train_samples_per_s"] is True
@@ -478,3 +553,236 @@ def test_target_rejects_unknown_operator_and_formats_values():
         "3.14",
         "0.0123",
     ]
+
+
+# ------------------------------------------------------------------------------------------ machine report
+ZEN3_FLAGS = "fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni vaes vpclmulqdq"
+SAPPHIRE_FLAGS = "sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16 amx_bf16 amx_tile amx_int8"
+SKYLAKE_X_FLAGS = "sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl"
+
+
+@pytest.mark.parametrize(
+    "flags,isa",
+    [
+        (ZEN3_FLAGS, "avx2"),
+        (SAPPHIRE_FLAGS, "amx"),
+        (SKYLAKE_X_FLAGS, "avx512"),
+        ("sse2 avx avx2 fma avx512f", "avx2"),  # AVX-512 F alone (Knights Landing): not torch's AVX512
+        ("sse2 avx avx2", "default"),  # no FMA
+        ("", "default"),
+    ],
+)
+def test_isa_from_cpuinfo_flags(flags, isa):
+    assert isa_from_flags(flags) == isa
+    assert isa_from_flags(set(flags.split())) == isa
+
+
+def test_cpu_model_and_summary_fields_from_cpuinfo():
+    cpuinfo = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n"
+        f"flags\t\t: {ZEN3_FLAGS}\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n"
+    )
+    assert cpu_model(cpuinfo) == "AMD EPYC 7B13 64-Core Processor"
+    assert cpu_flags(cpuinfo) == frozenset(ZEN3_FLAGS.split())
+    description = {"cpu": cpu_model(cpuinfo), "isa": isa_from_flags(cpu_flags(cpuinfo))}
+    assert summary_fields(description) == "cpu=AMD_EPYC_7B13_64-Core_Processor isa=avx2"
+
+
+@pytest.mark.parametrize(
+    "cpu_isa,capability,environ,by_library,isa",
+    [
+        ("amx", "AVX512", {}, {"aten": "avx512", "mkl": "amx", "onednn": "amx", "numba": "avx512"}, "amx"),
+        ("avx2", "AVX2", {}, {"aten": "avx2", "mkl": "avx2", "onednn": "avx2", "numba": "avx2"}, "avx2"),
+        # ATEN_CPU_CAPABILITY alone leaves MKL and oneDNN at the CPU's width
+        (
+            "amx",
+            "AVX2",
+            {"ATEN_CPU_CAPABILITY": "avx2"},
+            {"aten": "avx2", "mkl": "amx", "onednn": "amx", "numba": "avx512"},
+            "amx",
+        ),
+        (
+            "amx",
+            "AVX2",
+            {
+                "ATEN_CPU_CAPABILITY": "avx2",
+                "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                "ONEDNN_MAX_CPU_ISA": "AVX2",
+                "NUMBA_CPU_NAME": "haswell",
+            },
+            {"aten": "avx2", "mkl": "avx2", "onednn": "avx2", "numba": "avx2"},
+            "avx2",
+        ),
+        (
+            "avx512",
+            "DEFAULT",
+            {
+                "ATEN_CPU_CAPABILITY": "default",
+                "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                "ONEDNN_MAX_CPU_ISA": "SSE41",
+                "NUMBA_CPU_NAME": "generic",
+            },
+            {"aten": "default", "mkl": "default", "onednn": "default", "numba": "default"},
+            "default",
+        ),
+        # a limit above the CPU's width does not widen it
+        (
+            "avx2",
+            "AVX2",
+            {"MKL_ENABLE_INSTRUCTIONS": "AVX512", "NUMBA_CPU_NAME": "skylake-avx512"},
+            {"aten": "avx2", "mkl": "avx2", "onednn": "avx2", "numba": "avx2"},
+            "avx2",
+        ),
+    ],
+)
+def test_isa_in_use_follows_the_libraries_and_their_limits(cpu_isa, capability, environ, by_library, isa):
+    assert isa_by_library(cpu_isa, capability, environ) == by_library
+    assert effective_isa(cpu_isa, capability, environ) == isa
+
+
+def test_torch_config_names_blas_and_onednn():
+    text = (
+        "PyTorch built with:\n  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build "
+        "20240605 for Intel(R) 64 architecture applications\n"
+        "  - Intel(R) MKL-DNN v3.12.0 (Git Hash 80afa71)\n"
+        "  - Build settings: BLAS_INFO=mkl, BUILD_TYPE=Release, LAPACK_INFO=mkl, TORCH_VERSION=2.13.0\n"
+    )
+    assert parse_torch_config(text) == {"blas": "MKL 2024.2", "onednn": "oneDNN 3.12.0", "lapack": "mkl"}
+    assert parse_torch_config("Build settings: BLAS_INFO=open, LAPACK_INFO=open")["blas"] == "open"
+    assert parse_torch_config("") == {"blas": None, "onednn": None, "lapack": None}
+
+
+def test_busy_seconds_from_proc_stat():
+    stat = (
+        "cpu  400 0 200 1000 10 0 0 0 0 0\n"
+        "cpu0 100 50 100 500 5 1 2 3 0 0\n"  # busy: 100 + 50 + 100 + 1 + 2 + 3 = 256 ticks
+        "cpu1 300 0 100 500 5 0 0 0 0 0\n"  # busy: 400 ticks
+        "intr 12345\n"
+    )
+    assert busy_seconds(stat, [0], 100) == pytest.approx(2.56)
+    assert busy_seconds(stat, [0, 1], 100) == pytest.approx(6.56)
+    assert busy_seconds(stat, [0, 2], 100) is None
+
+
+@pytest.mark.parametrize(
+    "cpus,threads,before,after,other,flagged",
+    [
+        (2, 2, 0.1, 2.0, 0.5, False),  # 0.25 of each CPU used by others: tolerated
+        (2, 2, 0.1, 2.0, 0.7, True),  # 0.35 per CPU
+        (2, 1, 3.0, 3.0, 0.1, False),  # the measurement decides over a high (e.g. niced) load average
+        (2, 2, 0.7, 2.0, None, True),  # unmeasured: the load average before the run
+        (2, 2, 0.2, 2.5, None, False),  # after the run, less the benchmark's own 2 threads: 0.5
+        (2, 2, 0.2, 2.7, None, True),
+        (16, 1, 4.0, 4.5, None, False),  # 16 CPUs tolerate 4.8
+    ],
+)
+def test_load_flagging(cpus, threads, before, after, other, flagged):
+    reasons = load_warnings(cpus, threads, before, after, other)
+    assert bool(reasons) is flagged
+    if flagged:
+        assert len(reasons) == 1 and "not to be trusted" in reasons[0] and "0.3 per CPU" in reasons[0]
+    report = LoadReport(cpus, threads, before, after, 10.0, 10.0, other)
+    assert report.warnings() == reasons
+
+
+@pytest.mark.parametrize(
+    "cpu,wall,threads,flagged",
+    [
+        (12.66, 11.82, 2, True),  # issue 11: a 2-thread training step that got one CPU
+        (5.2, 2.61, 2, False),
+        (0.95, 1.0, 1, False),
+        (0.5, 1.0, 1, True),  # a single-thread figure that waited half of the time
+        (3.0, 1.0, 2, True),  # more threads than it says
+    ],
+)
+def test_cpu_wall_flagging(cpu, wall, threads, flagged):
+    warning = cpu_wall_warning("figure", cpu, wall, threads)
+    assert (warning is not None) is flagged
+    if flagged:
+        assert warning.startswith("figure: CPU time / wall time ") and f"{cpu / wall:.2f}" in warning
+
+
+def test_load_report_between_two_samples():
+    before = LoadSample(wall=100.0, own_cpu=5.0, busy=50.0, load1=0.5)
+    after = LoadSample(wall=110.0, own_cpu=15.0, busy=66.0, load1=1.5)  # 16 busy s, 10 of them ours
+    report = LoadReport.between(before, after, cpus=2, threads=1)
+    assert (report.wall_s, report.own_cpu_s) == pytest.approx((10.0, 10.0))
+    assert report.other_busy_cpus == pytest.approx(0.6) and (report.load_before, report.load_after) == (
+        0.5,
+        1.5,
+    )
+    assert report.warnings() == []  # 0.3 per CPU exactly
+    unknown = LoadReport.between(before, LoadSample(110.0, 15.0, None, 1.5), cpus=2, threads=1)
+    assert unknown.other_busy_cpus is None
+
+
+def test_gemm_fraction_and_best_rate():
+    rates = [
+        GemmRate("torch", "a", 10, 10, 10, 1, 40.0),
+        GemmRate("numpy", "a", 10, 10, 10, 1, 50.0),
+        GemmRate("torch", "a", 10, 10, 10, 2, 80.0),
+    ]
+    assert rates[0].flops == 2000
+    assert best_gemm_gflops(rates, 1) == 50.0 and best_gemm_gflops(rates, 1, "torch") == 40.0
+    assert gemm_fraction(10e9, 1.0, rates, threads=1) == pytest.approx(0.2)
+    assert gemm_fraction(10e9, 0.5, rates, threads=2, backend="torch") == pytest.approx(0.25)
+    assert math.isnan(gemm_fraction(1e9, 1.0, rates, threads=4))
+    lines = gemm_lines(rates)
+    assert lines[0].split()[-4:] == ["1", "thr", "2", "thr"] and len(lines) == 3  # torch a, numpy a
+    assert lines[1].startswith("torch a (10x10)·(10x10)") and lines[1].split()[-2:] == ["40.0", "80.0"]
+    assert lines[2].split()[-2:] == ["50.0", "-"]
+
+
+def test_gemm_reference_measures_every_backend_shape_and_thread_count():
+    shapes = {"tiny": (8, 16, 4), "step": (4, 32, 96)}
+    rates = gemm_reference(shapes, threads=(1, 2), min_seconds=0.001)
+    assert [(r.backend, r.threads, r.name) for r in rates] == [
+        (backend, threads, name) for backend in ("torch", "numpy") for threads in (1, 2) for name in shapes
+    ]
+    assert all((r.m, r.k, r.n) == shapes[r.name] and math.isfinite(r.gflops) and r.gflops > 0 for r in rates)
+    with pytest.raises(ValueError, match="unknown GEMM backend"):
+        gemm_rate(2, 2, 2, 1, backend="cublas")
+
+
+def test_machine_report_round_trip_lines_and_suffix():
+    description = {"cpu": "AMD EPYC 7B13 64-Core Processor", "isa": "avx2", "cpu_isa": "avx2", "threads": 2}
+    report = MachineReport(
+        description=description,
+        load=LoadReport(2, 2, 0.1, 2.0, 10.0, 20.0, 0.9),
+        gemm=[GemmRate("torch", "square_1024", 1024, 1024, 1024, 1, 60.0)],
+        figure_warnings=["x: CPU time / wall time 1.07 on 2 thread(s)"],
+    )
+    assert report.summary_suffix() == " cpu=AMD_EPYC_7B13_64-Core_Processor isa=avx2 untrusted=1"
+    assert len(report.warnings) == 2 and "0.90 of 2 CPUs" in report.warnings[0]
+    lines = report.lines()
+    assert lines[0].startswith("machine: AMD EPYC 7B13 64-Core Processor; isa avx2")
+    assert lines[2].startswith(
+        "load: average (1 min) 0.10 before / 2.00 after; other processes used 0.90 CPUs"
+    )
+    assert [line for line in lines if line.startswith("WARNING: ")] == [
+        f"WARNING: {w}" for w in report.warnings
+    ]
+    assert MachineReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    quiet = MachineReport(description=description, load=LoadReport(2, 2, 0.1, 2.0, 10.0, 20.0, 0.1))
+    assert quiet.summary_suffix().endswith(" untrusted=0") and quiet.warnings == []
+    assert MachineReport().summary_suffix() == "" and MachineReport().lines() == []
+    assert MachineReport.from_dict(None) == MachineReport()
+
+
+def test_describe_machine_under_forced_isa_paths():
+    # a fresh process, since torch reads ATEN_CPU_CAPABILITY when it loads
+    code = "import json; from vocoder.bench import describe_machine; print(json.dumps(describe_machine(1)))"
+    forced = {
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "NUMBA_CPU_NAME": "generic",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**ENV, **forced}, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    description = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert description["torch_capability"] == "DEFAULT" and description["isa"] == "default"
+    assert description["isa_limits"] == forced and description["numba_cpu"] == "generic"
+    assert description["threads"] == 1 and description["cpus"] == len(os.sched_getaffinity(0))

@@ -6,6 +6,10 @@
   training throughput of the WaveNet / IAF recipes (:func:`train_recipe`).
 * :func:`run_mlpg` — banded vs dense MLPG forward + backward.
 * :func:`run_suite` — the selected benchmarks, each in a fresh process, as one table or JSON document.
+* :func:`describe_machine`, :class:`MachineProbe`, :class:`MachineReport` — where a benchmark ran (CPU,
+  vector ISA, BLAS, threads) and the machine load, with warnings when a figure is not to be trusted;
+  :func:`gemm_reference` and :func:`gemm_fraction` — the machine's own float32 GEMM rates on shapes like
+  the models' and a model's achieved GFLOP/s as a fraction of them.
 
 Every ``run_*`` function returns a result object with ``metrics()`` (figures with units and targets),
 ``summary_line()`` (the ``key=value`` last line of its script) and ``to_dict()`` (plain JSON).
@@ -37,13 +41,35 @@ from vocoder.bench._lpcnet import (
     LPCNetTrainingResult,
     run_lpcnet,
 )
+from vocoder.bench._machine import (
+    GEMM_SHAPES,
+    GemmRate,
+    LoadReport,
+    MachineProbe,
+    MachineReport,
+    best_gemm_gflops,
+    cpu_wall_warning,
+    describe_machine,
+    effective_isa,
+    gemm_fraction,
+    gemm_rate,
+    gemm_reference,
+    isa_from_flags,
+    load_warnings,
+    measure_gemm_reference,
+)
 from vocoder.bench._mlpg import MLPGResult, MLPGSettings, run_mlpg
-from vocoder.bench._suite import BENCHMARKS, SuiteResult, parse_only, run_suite
+from vocoder.bench._suite import BENCHMARKS, SuiteResult, parse_only, run_suite, worker_function
 from vocoder.bench._training import RecipeTrainingResult, compose_recipe, train_recipe
 
 __all__ = [
     "BENCHMARKS",
     "BenchmarkError",
+    "GEMM_SHAPES",
+    "GemmRate",
+    "LoadReport",
+    "MachineProbe",
+    "MachineReport",
     "FeaturesResult",
     "IAFResult",
     "IAFSettings",
@@ -59,9 +85,19 @@ __all__ = [
     "SuiteResult",
     "Target",
     "TimingRow",
+    "best_gemm_gflops",
     "best_time",
     "compose_recipe",
+    "cpu_wall_warning",
+    "describe_machine",
+    "effective_isa",
     "format_value",
+    "gemm_fraction",
+    "gemm_rate",
+    "gemm_reference",
+    "isa_from_flags",
+    "load_warnings",
+    "measure_gemm_reference",
     "parse_only",
     "peak_rss_mb",
     "resolve_root",
@@ -72,6 +108,7 @@ __all__ = [
     "run_lpcnet",
     "run_mlpg",
     "run_suite",
+    "worker_function",
     "run_worker",
     "train_recipe",
 ]

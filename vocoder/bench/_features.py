@@ -15,11 +15,12 @@ from __future__ import annotations
 import resource
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vocoder.bench._common import Metric, Target
+from vocoder.bench._machine import MachineProbe, MachineReport, machine_report
 
 NAME = "features"
 XRT_TARGET = Target(">=", 100.0)
@@ -65,6 +66,7 @@ class FeaturesResult:
         worker_rss_mb: peak RSS of the largest (joined) worker process.
         fallback: the embedded sample replaced an absent default corpus.
         quick: tiny sizes (``--quick``): not comparable with the targets.
+        machine: where it ran and the machine load during the run.
     """
 
     root: str
@@ -79,6 +81,7 @@ class FeaturesResult:
     worker_rss_mb: float
     fallback: bool = False
     quick: bool = False
+    machine: MachineReport = field(default_factory=MachineReport)
 
     @property
     def xrt(self) -> float:
@@ -106,14 +109,20 @@ class FeaturesResult:
         ]
 
     def summary_line(self) -> str:
-        """``features_xrt=<float> peak_rss_mb=<float>``."""
-        return f"features_xrt={self.xrt:.2f} peak_rss_mb={self.peak_rss_mb:.1f}"
+        """``features_xrt=<float> peak_rss_mb=<float>`` (+ `` cpu=... isa=... untrusted=...``)."""
+        return (
+            f"features_xrt={self.xrt:.2f} peak_rss_mb={self.peak_rss_mb:.1f}" + self.machine.summary_suffix()
+        )
 
     def lines(self) -> list[str]:
         """Everything ``scripts/bench_features.py`` prints: the table, then the summary line."""
         rows = self.table()
         width = max(len(name) for name, _ in rows)
-        return [f"{name:<{width}}  {value}" for name, value in rows] + [self.summary_line()]
+        return [
+            *(f"{name:<{width}}  {value}" for name, value in rows),
+            *self.machine.lines(),
+            self.summary_line(),
+        ]
 
     def metrics(self) -> list[Metric]:
         """The figures of the combined ``vocoder-bench`` table."""
@@ -145,7 +154,7 @@ class FeaturesResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeaturesResult:
         """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        return cls(**{**data, "machine": MachineReport.from_dict(data.get("machine"))})
 
 
 def run_features(
@@ -173,7 +182,10 @@ def run_features(
     from vocoder.data import FeatureSettings, prepare_corpus
 
     root = Path(root).resolve()
-    with tempfile.TemporaryDirectory(prefix="bench_features_") as cache_dir:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_features_") as cache_dir,
+        MachineProbe(max(1, workers)) as probe,
+    ):
         started = time.perf_counter()
         result = prepare_corpus(
             root,
@@ -203,6 +215,7 @@ def run_features(
         worker_rss_mb=worker_mb,
         fallback=fallback,
         quick=quick,
+        machine=machine_report(probe, max(1, workers)),
     )
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from vocoder.bench._common import Metric, Target, peak_rss_mb, run_worker
+from vocoder.bench._machine import MachineProbe, MachineReport, cpu_wall_warning, machine_report
 from vocoder.bench._training import RecipeTrainingResult, prepare_recipe_data, train_recipe
 
 NAME = "iaf"
@@ -179,6 +180,7 @@ class IAFSynthesisResult:
     teacher_config: str
     teacher_receptive_field: int
     peak_rss_mb: float
+    machine: MachineReport = field(default_factory=MachineReport)
 
     @property
     def student_rtf(self) -> float:
@@ -206,8 +208,11 @@ class IAFSynthesisResult:
         return self.rows[4].rtf
 
     def summary_line(self) -> str:
-        """``student_rtf=<float> teacher_rtf=<float>``."""
-        return f"student_rtf={self.student_rtf:.4f} teacher_rtf={self.teacher_rtf:.4f}"
+        """``student_rtf=<float> teacher_rtf=<float> cpu=<model> isa=<isa> untrusted=<0|1>``."""
+        return (
+            f"student_rtf={self.student_rtf:.4f} teacher_rtf={self.teacher_rtf:.4f}"
+            + self.machine.summary_suffix()
+        )
 
     def lines(self) -> list[str]:
         """Everything ``scripts/bench_iaf.py`` prints, the summary line last."""
@@ -238,6 +243,7 @@ class IAFSynthesisResult:
             f"{self.teacher_rtf_1 / self.student_rtf_1:.0f}x at 1 thread "
             "(targets: student RTF <= 0.15, >= 20x)"
         )
+        out.extend(self.machine.lines())
         out.append(self.summary_line())
         return out
 
@@ -295,7 +301,13 @@ class IAFSynthesisResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IAFSynthesisResult:
         """Inverse of :func:`dataclasses.asdict`."""
-        return cls(**{**data, "rows": [TimingRow(**row) for row in data["rows"]]})
+        return cls(
+            **{
+                **data,
+                "rows": [TimingRow(**row) for row in data["rows"]],
+                "machine": MachineReport.from_dict(data.get("machine")),
+            }
+        )
 
 
 @dataclass
@@ -455,8 +467,20 @@ def run_iaf_synthesis(settings: IAFSettings | None = None) -> IAFSynthesisResult
         settings: sizes (None: the defaults the targets are stated for).
 
     Returns:
-        The measurements.
+        The measurements, with the machine, its load during the run and a CPU/wall check of the main
+        student row (``machine``).
     """
+    settings = settings or IAFSettings()
+    with MachineProbe(settings.threads) as probe:
+        result = _measure_iaf_synthesis(settings)
+    student = result.rows[0]
+    check = cpu_wall_warning("IAF student RTF", min(student.cpu), min(student.wall), result.threads)
+    result.machine = machine_report(probe, result.threads, [check])
+    return result
+
+
+def _measure_iaf_synthesis(settings: IAFSettings) -> IAFSynthesisResult:
+    """:func:`run_iaf_synthesis` without the machine report."""
     import torch
 
     from vocoder.data import FeatureSettings

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from vocoder.bench._common import Metric, Target, best_time, peak_rss_mb, run_worker
+from vocoder.bench._machine import MachineProbe, MachineReport, cpu_wall_warning, machine_report
 
 NAME = "lpcnet"
 SLT_WAV = Path(__file__).resolve().parents[1] / "data" / "sample" / "slt" / "wav" / "arctic_a0009.wav"
@@ -142,6 +143,7 @@ class LPCNetResult:
     load_before: float
     load_after: float
     cpu_count: int
+    machine: MachineReport = field(default_factory=MachineReport)
 
     def table(self) -> list[tuple[str, str]]:
         """The ``(name, value)`` rows of ``scripts/bench_lpcnet.py``."""
@@ -174,18 +176,26 @@ class LPCNetResult:
         ]
 
     def summary_line(self) -> str:
-        """``fast_rtf=<float> torch_rtf=<float> train_samples_per_s=<float> train_peak_rss_mb=<float>``."""
+        """``fast_rtf=<float> torch_rtf=<float> train_samples_per_s=<float> train_peak_rss_mb=<float>``.
+
+        Followed by `` cpu=<model> isa=<isa> untrusted=<0|1>`` when the machine was described.
+        """
         s, t = self.synthesis, self.training
         return (
             f"fast_rtf={s.fast_rtf:.4f} torch_rtf={s.torch_rtf:.4f} "
             f"train_samples_per_s={t.samples_per_s:.1f} train_peak_rss_mb={t.peak_rss_mb:.1f}"
+            + self.machine.summary_suffix()
         )
 
     def lines(self) -> list[str]:
         """Everything ``scripts/bench_lpcnet.py`` prints: the table, then the summary line."""
         rows = self.table()
         width = max(len(name) for name, _ in rows)
-        return [f"{name:<{width}}  {value}" for name, value in rows] + [self.summary_line()]
+        return [
+            *(f"{name:<{width}}  {value}" for name, value in rows),
+            *self.machine.lines(),
+            self.summary_line(),
+        ]
 
     def metrics(self) -> list[Metric]:
         """The figures of the combined ``vocoder-bench`` table."""
@@ -237,6 +247,7 @@ class LPCNetResult:
             load_before=data["load_before"],
             load_after=data["load_after"],
             cpu_count=data["cpu_count"],
+            machine=MachineReport.from_dict(data.get("machine")),
         )
 
 
@@ -468,10 +479,21 @@ def run_lpcnet(settings: LPCNetSettings | None = None) -> LPCNetResult:
     """
     settings = settings or LPCNetSettings()
     load_before = os.getloadavg()[0]
-    training = bench_training(settings)
-    synthesis = bench_synthesis(settings)
+    with MachineProbe(max(1, settings.train_threads)) as probe:
+        training = bench_training(settings)
+        synthesis = bench_synthesis(settings)
     load_after = os.getloadavg()[0]
-    return LPCNetResult(settings, synthesis, training, load_before, load_after, os.cpu_count() or 1)
+    checks = [
+        cpu_wall_warning("LPCNet fast synthesis RTF (1 core)", synthesis.fast_cpu_rtf, synthesis.fast_rtf, 1),
+        cpu_wall_warning(
+            f"LPCNet training samples/s ({settings.train_threads} threads)",
+            training.step_cpu_s,
+            training.step_s,
+            settings.train_threads,
+        ),
+    ]
+    machine = machine_report(probe, max(1, settings.train_threads), checks)
+    return LPCNetResult(settings, synthesis, training, load_before, load_after, os.cpu_count() or 1, machine)
 
 
 def worker(params: dict[str, Any]) -> dict[str, Any]:

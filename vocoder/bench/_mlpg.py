@@ -12,10 +12,11 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vocoder.bench._common import Metric, peak_rss_mb
+from vocoder.bench._machine import MachineProbe, MachineReport, machine_report
 
 if TYPE_CHECKING:  # torch is imported where it is used: ``vocoder-bench`` itself never needs it
     import torch
@@ -69,10 +70,11 @@ class MLPGResult:
     max_diff_means: float
     max_diff_variances: float
     peak_rss_mb: float
+    machine: MachineReport = field(default_factory=MachineReport)
 
     def summary_line(self) -> str:
-        """``mlpg_ms=<float> dense_ms=<float>``."""
-        return f"mlpg_ms={self.banded_ms:.3f} dense_ms={self.dense_ms:.3f}"
+        """``mlpg_ms=<float> dense_ms=<float>`` (+ `` cpu=... isa=... untrusted=...``)."""
+        return f"mlpg_ms={self.banded_ms:.3f} dense_ms={self.dense_ms:.3f}" + self.machine.summary_suffix()
 
     def lines(self) -> list[str]:
         """Everything ``scripts/bench_mlpg.py`` prints, the summary line last."""
@@ -90,6 +92,7 @@ class MLPGResult:
             "max |banded - dense|: "
             f"y {self.max_diff_y:.2e}, d/dmeans {self.max_diff_means:.2e}, "
             f"d/dvariances {self.max_diff_variances:.2e}",
+            *self.machine.lines(),
             self.summary_line(),
         ]
 
@@ -111,7 +114,13 @@ class MLPGResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MLPGResult:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{**data, "settings": MLPGSettings(**data["settings"])})
+        return cls(
+            **{
+                **data,
+                "settings": MLPGSettings(**data["settings"]),
+                "machine": MachineReport.from_dict(data.get("machine")),
+            }
+        )
 
 
 def dense_from_bands(bands: torch.Tensor) -> torch.Tensor:
@@ -198,6 +207,7 @@ def run_mlpg(settings: MLPGSettings | None = None) -> MLPGResult:
     settings = settings or MLPGSettings()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
+    probe = MachineProbe(settings.threads).__enter__()
     try:
         torch.manual_seed(0)
         windows = delta_windows(width=1)
@@ -226,6 +236,7 @@ def run_mlpg(settings: MLPGSettings | None = None) -> MLPGResult:
         banded = [banded_run() for _ in range(settings.repeats)]
         dense = [dense_run() for _ in range(settings.dense_repeats)]
     finally:
+        probe.__exit__(None, None, None)
         torch.set_num_threads(previous_threads)
 
     def summary(runs: list[tuple]) -> tuple[float, float, float]:
@@ -250,6 +261,7 @@ def run_mlpg(settings: MLPGSettings | None = None) -> MLPGResult:
         max_diff_means=float((gm_b - gm_d).abs().max()),
         max_diff_variances=float((gv_b - gv_d).abs().max()),
         peak_rss_mb=peak_rss_mb(),
+        machine=machine_report(probe, settings.threads),
     )
 
 

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from vocoder.bench import _features, _iaf, _lpcnet, _mlpg, _training
+from vocoder.bench import _features, _iaf, _lpcnet, _machine, _mlpg, _training
 from vocoder.bench._common import BenchmarkError, Metric, format_value, run_worker
 
 #: benchmark names in run order
@@ -36,7 +36,8 @@ def worker_function(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The function behind ``python -m vocoder.bench --worker NAME``.
 
     Args:
-        name: ``features``, ``lpcnet``, ``lpcnet-train``, ``iaf``, ``train-recipe`` or ``mlpg``.
+        name: ``features``, ``lpcnet``, ``lpcnet-train``, ``iaf``, ``train-recipe``, ``mlpg`` or
+            ``machine`` (machine description and GEMM reference rates).
 
     Returns:
         A function from the worker's JSON parameters to its JSON-able result.
@@ -57,6 +58,8 @@ def worker_function(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
             return _training.worker
         case "mlpg":
             return _mlpg.worker
+        case "machine":
+            return _machine.worker
     raise KeyError(name)
 
 
@@ -148,7 +151,10 @@ class SuiteResult:
         results: result object per benchmark that ran.
         errors: one-line error per benchmark that failed.
         elapsed: wall-clock seconds per benchmark (process start-up included).
-        machine: CPU count, load averages, versions.
+        machine: CPU count, load averages, versions, and the machine description of
+            :func:`vocoder.bench.describe_machine` (``cpu``, ``isa``, ``blas``, ``threads``, ...).
+        gemm_reference: the float32 GEMM reference rates of the same run
+            (:class:`vocoder.bench.GemmRate` as dicts).
     """
 
     quick: bool
@@ -156,6 +162,7 @@ class SuiteResult:
     errors: dict[str, str] = field(default_factory=dict)
     elapsed: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    gemm_reference: list[dict[str, Any]] = field(default_factory=list)
 
     def metrics(self) -> list[Metric]:
         """Every figure of every benchmark that ran, in run order."""
@@ -169,6 +176,8 @@ class SuiteResult:
             if self.quick
             else "targets apply (figures at the sizes the targets are stated for)",
             "machine": self.machine,
+            "gemm_reference": list(self.gemm_reference),
+            "warnings": self.warnings(),
             "metrics": [metric.to_dict(self.quick) for metric in self.metrics()],
             "benchmarks": {
                 name: {
@@ -180,6 +189,17 @@ class SuiteResult:
             },
             "errors": dict(self.errors),
         }
+
+    def warnings(self) -> dict[str, list[str]]:
+        """Reasons not to trust each benchmark's figures (its machine report), benchmarks without none."""
+        found = {}
+        for name, result in self.results.items():
+            report = getattr(result, "machine", None)
+            if report is None:  # the iaf result keeps it with its synthesis figures
+                report = getattr(getattr(result, "synthesis", None), "machine", None)
+            if report is not None and report.warnings:
+                found[name] = report.warnings
+        return found
 
     def table_lines(self) -> list[str]:
         """The combined table (benchmark, metric, value, unit, target, ok) and the scripts' summary lines."""
@@ -193,6 +213,13 @@ class SuiteResult:
             f"before / {machine.get('load_after', math.nan):.2f} after, torch {machine.get('torch')}, "
             f"Python {machine.get('python')}"
         )
+        if machine.get("cpu"):
+            lines.append(
+                f"cpu: {machine.get('cpu')}, isa {machine.get('isa')} (CPU {machine.get('cpu_isa')}, torch "
+                f"{machine.get('torch_capability')}); BLAS: torch {machine.get('blas')} "
+                f"({machine.get('onednn')}), numpy {machine.get('numpy_blas')}; threads "
+                f"{machine.get('threads')}"
+            )
         header = ("benchmark", "metric", "value", "unit", "target", "ok")
         rows = []
         for metric in self.metrics():
@@ -228,6 +255,12 @@ class SuiteResult:
         lines.append(render(header))
         lines.append(render(["-" * width for width in widths]))
         lines.extend(render(row) for row in rows)
+        rates = [_machine.GemmRate(**rate) for rate in self.gemm_reference]
+        if rates:
+            lines.append("")
+            lines.extend(_machine.gemm_lines(rates))
+        for name, reasons in self.warnings().items():
+            lines.extend(f"WARNING {name}: {reason}" for reason in reasons)
         if self.results:
             lines.append("")
             lines.append("last lines of scripts/bench_*.py:")
@@ -236,7 +269,7 @@ class SuiteResult:
         return lines
 
 
-def _machine() -> dict[str, Any]:
+def _machine_summary() -> dict[str, Any]:
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
@@ -274,7 +307,15 @@ def run_suite(
     Returns:
         The results; a benchmark that failed is listed in ``errors`` and the others still run.
     """
-    suite = SuiteResult(quick=quick, machine=_machine())
+    suite = SuiteResult(quick=quick, machine=_machine_summary())
+    log(f"vocoder-bench: machine description and GEMM reference{' (quick)' if quick else ''} ...")
+    try:
+        reference = run_worker("machine", {"quick": quick, "threads": threads})
+        suite.machine.update(reference["description"])
+        suite.gemm_reference = list(reference["gemm"])
+    except BenchmarkError as exc:
+        suite.errors["machine"] = str(exc).removeprefix("machine: ")
+        log(f"vocoder-bench: machine description failed: {suite.errors['machine']}")
     for name in names:
         params, env = benchmark_params(name, quick, threads, root)
         log(f"vocoder-bench: running {name}{' (quick)' if quick else ''} ...")
