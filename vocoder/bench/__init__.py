@@ -109,6 +109,7 @@ __all__ = [
     "run_mlpg",
     "run_suite",
     "worker_function",
+    "worker_function",
     "run_worker",
     "train_recipe",
 ]

@@ -72,7 +72,7 @@ def compose_recipe(recipe: str, overrides: Sequence[str] = ()):
     """
     from hydra import compose, initialize_config_dir
 
-    from vocoder.cli._hydra import CONFIG_DIR, register_resolvers
+    from vocoder.cli import CONFIG_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):

@@ -25,6 +25,7 @@ from vocoder.data._download import (
     sha256_file,
 )
 from vocoder.data._errors import BadAudioError, CorpusError, DataError, DownloadError
+from vocoder.data._fsutil import write_atomic
 from vocoder.data._mel_segments import MelSegments, log_mel_frames
 from vocoder.data._prepare import (
     DataSource,
@@ -92,5 +93,6 @@ __all__ = [
     "safe_extract",
     "sha256_file",
     "split_ids",
+    "write_atomic",
     "write_splits",
 ]

@@ -32,7 +32,7 @@ class FeatureSettings:
     def fingerprint(self) -> str:
         """A short hash of every setting and of the feature definition's version: a cache entry made
         with other settings, or by code that defined the features differently, is stale."""
-        from vocoder.dsp._lpcnet_features import FEATURES_VERSION
+        from vocoder.dsp import FEATURES_VERSION
 
         described = {**asdict(self), "lpcnet_features_version": FEATURES_VERSION}
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]

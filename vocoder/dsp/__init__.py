@@ -6,6 +6,7 @@ No ``torch.nn`` state lives here; functions take arrays/tensors and return array
 from vocoder.dsp._bark import bark_cepstrum, lpc_from_cepstrum
 from vocoder.dsp._emphasis import DEFAULT_ALPHA, deemphasis, preemphasis
 from vocoder.dsp._lpc import levinson_durbin, lpc_predict
+from vocoder.dsp._lpc_torch import lpc_predict_torch
 from vocoder.dsp._lpcnet_features import (
     FEATURES_VERSION,
     NB_FEATURES,
@@ -28,6 +29,7 @@ __all__ = [
     "log_mel_spectrogram",
     "lpc_from_cepstrum",
     "lpc_predict",
+    "lpc_predict_torch",
     "lpcnet_features",
     "mel_filterbank",
     "mel_spectrogram",

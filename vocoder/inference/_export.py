@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vocoder.data._fsutil import write_atomic
+from vocoder.data import write_atomic
 
 
 class ScriptedIAFSynthesizer(nn.Module):

@@ -56,7 +56,7 @@ from vocoder.layers import (
 )
 
 if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
-    from vocoder.models._lpcnet import LPCNet
+    from vocoder.models import LPCNet
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from vocoder.dsp import deemphasis, lpc_from_cepstrum, mulaw_decode, mulaw_encode
 
 if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
-    from vocoder.models._lpcnet import LPCNet
+    from vocoder.models import LPCNet
 
 #: xiph's ``PDF_FLOOR``: probability mass subtracted from every level before sampling.
 PDF_FLOOR = 0.002

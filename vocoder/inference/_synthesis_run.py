@@ -39,7 +39,7 @@ def collect_inputs(source: Path, split: str = "eval") -> list[tuple[str, Path]]:
     if not source.is_dir():
         raise SynthesisError(f"input={source}: no such file or folder")
     if (source / "manifest.json").is_file():  # a prepared cache: take the split's feature files
-        from vocoder.data._datasets import read_split
+        from vocoder.data import read_split
 
         return [(uid, source / "features" / f"{uid}.npz") for uid in read_split(source, split)]
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES | {".npz"})

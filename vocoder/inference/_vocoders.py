@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder.data._settings import FeatureSettings
+from vocoder.data import FeatureSettings
 
 
 class SynthesisError(RuntimeError):
@@ -159,7 +159,7 @@ class _MelVocoder(Vocoder):
         return cls(model, features, module_state["mel_mean"], module_state["mel_std"], **options)
 
     def analyze(self, wave: np.ndarray) -> np.ndarray:
-        from vocoder.data._mel_segments import log_mel_frames
+        from vocoder.data import log_mel_frames
 
         hop = self.features.hop_length
         trimmed = np.ascontiguousarray(np.asarray(wave, dtype=np.float32)[: len(wave) // hop * hop])
@@ -228,7 +228,7 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     """
     from hydra.utils import instantiate
 
-    from vocoder.training._checkpoint import describe_mismatch, load_weights
+    from vocoder.training import describe_mismatch, load_weights
 
     state = load_weights(checkpoint, map_location=device)
     config = state["config"]

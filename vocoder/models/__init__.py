@@ -8,7 +8,7 @@ from vocoder.models._autoencoder import (
     gaussian_kl,
     masked_mean,
 )
-from vocoder.models._feature_converter import FeatureConverter
+from vocoder.models._feature_converter import FeatureConverter, frame_mask
 from vocoder.models._iaf import IAFFlow, IAFStudent
 from vocoder.models._lpcnet import LPCNet, gru_sequence
 from vocoder.models._wavenet import WaveNetTeacher, freeze
@@ -23,6 +23,7 @@ __all__ = [
     "freeze",
     # LPCNet features -> log-mel converter (MGE)
     "FeatureConverter",
+    "frame_mask",
     # feature autoencoders with length masks
     "AutoencoderOutput",
     "FeatureAutoencoder",

@@ -35,9 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
-from vocoder.layers._upsample import build_upsampler
-from vocoder.layers._wavenet import StreamingWeights, WaveNetStack, shift_right
-from vocoder.losses._logistic import sample_logistic
+from vocoder.layers import StreamingWeights, WaveNetStack, build_upsampler, shift_right
+from vocoder.losses import sample_logistic
 
 
 class IAFFlow(nn.Module):

@@ -41,12 +41,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from vocoder.layers import (
+    DualFC,
     gru_backward_step,
     gru_forward_step,
     input_gates_backward,
     input_gates_forward,
 )
-from vocoder.layers._dualfc import DualFC
 
 GRUState = tuple[torch.Tensor, torch.Tensor]
 

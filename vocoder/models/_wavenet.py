@@ -18,10 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vocoder.layers._dual_softmax import DualSoftmax
-from vocoder.layers._upsample import build_upsampler
-from vocoder.layers._wavenet import WaveNetStack, shift_right
-from vocoder.losses._logistic import discretized_mix_logistic_log_prob, sample_discretized_mix_logistic
+from vocoder.layers import DualSoftmax, WaveNetStack, build_upsampler, shift_right
+from vocoder.losses import discretized_mix_logistic_log_prob, sample_discretized_mix_logistic
 
 #: output distributions of :class:`WaveNetTeacher`
 OUTPUT_HEADS = ("logistic", "dual_softmax")

@@ -4,6 +4,7 @@ from vocoder.training._autoencoder_task import FeatureAutoencoderTask
 from vocoder.training._checkpoint import (
     WEIGHTS_FORMAT,
     CheckpointError,
+    describe_mismatch,
     export_weights,
     find_resumable,
     load_checkpoint,
@@ -39,6 +40,7 @@ __all__ = [
     "resolve_checkpoint_path",
     "EMA",
     "CheckpointError",
+    "describe_mismatch",
     "DistributedContext",
     "Example",
     "ExponentialDecayLR",

@@ -21,10 +21,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vocoder.data._datasets import load_stats, load_utterance, read_split
-from vocoder.data._settings import FeatureSettings
+from vocoder.data import FeatureSettings, load_stats, load_utterance, read_split
 from vocoder.errors import ConfigError
-from vocoder.models._autoencoder import FeatureAutoencoder, VariationalFeatureAutoencoder, masked_mean
+from vocoder.models import FeatureAutoencoder, VariationalFeatureAutoencoder, masked_mean
 from vocoder.training._feature_task import FeatureMelSegments, _FeatureTrack, collate_padded
 from vocoder.training._frozen import FeatureConsistencyLoss
 from vocoder.training._module import TrainingModule

@@ -36,12 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder.cli._validate import ConfigError
-from vocoder.data._datasets import CacheError, load_stats, load_utterance, read_split
-from vocoder.data._settings import FeatureSettings
-from vocoder.losses._feature_losses import MGELoss
+from vocoder.data import CacheError, FeatureSettings, load_stats, load_utterance, read_split
+from vocoder.errors import ConfigError
+from vocoder.losses import MGELoss
 from vocoder.losses._modspec import _mask_padding
-from vocoder.models._feature_converter import FeatureConverter, frame_mask
+from vocoder.models import FeatureConverter, frame_mask
 from vocoder.training._checkpoint import CheckpointError, describe_mismatch, load_checkpoint
 from vocoder.training._module import TrainingModule
 

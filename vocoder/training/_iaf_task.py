@@ -50,14 +50,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from vocoder.cli._validate import ConfigError
-from vocoder.data._mel_segments import log_mel_frames
-from vocoder.data._settings import FeatureSettings
+from vocoder.data import FeatureSettings, log_mel_frames
 from vocoder.dsp import mel_filterbank
-from vocoder.losses._distillation import DistillationKL
-from vocoder.losses._feature_losses import ModSpecLoss
-from vocoder.losses._logistic import sample_logistic
-from vocoder.losses._spectral import FrameMagnitudeLoss, PowerLoss, STFTLoss
+from vocoder.errors import ConfigError
+from vocoder.losses import (
+    DistillationKL,
+    FrameMagnitudeLoss,
+    ModSpecLoss,
+    PowerLoss,
+    STFTLoss,
+    sample_logistic,
+)
 from vocoder.training._checkpoint import CheckpointError
 from vocoder.training._frozen import FrozenModule
 from vocoder.training._wavenet_task import MelConditionedTask, history_frames_for, normalize_mel
@@ -344,7 +347,7 @@ def load_teacher(checkpoint: str | Path, features: FeatureSettings):
     Raises:
         CheckpointError: one line, for a missing, unreadable, foreign or mismatching checkpoint.
     """
-    from vocoder.inference._vocoders import SynthesisError, WaveNetVocoder, load
+    from vocoder.inference import SynthesisError, WaveNetVocoder, load
 
     try:
         vocoder = load(checkpoint, use_ema=True)

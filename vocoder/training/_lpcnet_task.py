@@ -10,9 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocoder.data import AugmentSettings
-from vocoder.data._datasets import LPCNetSegments, load_stats, load_utterance, read_split
-from vocoder.data._settings import FeatureSettings
+from vocoder.data import (
+    AugmentSettings,
+    FeatureSettings,
+    LPCNetSegments,
+    load_stats,
+    load_utterance,
+    read_split,
+)
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import (
     ExcitationNoise,
@@ -83,7 +88,7 @@ class LPCNetTask(TrainingModule):
             self.noise = MulawNoiseInjection(bits=features.mulaw_bits, **noise)
         stats = load_stats(self.cache_dir)
         model.set_normalization(torch.from_numpy(stats["features_mean"]), torch.from_numpy(stats["features_std"]))
-        from vocoder.layers._sparsity import BlockSparsifier
+        from vocoder.layers import BlockSparsifier
 
         sparsify = dict(sparsify or {})
         self.sparsifier = (

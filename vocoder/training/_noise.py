@@ -8,8 +8,7 @@ import numba
 import numpy as np
 import torch
 
-from vocoder.dsp import mulaw_compress, mulaw_encode, mulaw_expand
-from vocoder.dsp._lpc_torch import lpc_predict_torch
+from vocoder.dsp import lpc_predict_torch, mulaw_compress, mulaw_encode, mulaw_expand
 
 DISTRIBUTIONS = ("uniform", "gaussian", "laplace", "none")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vocoder.data._settings import FeatureSettings
+from vocoder.data import FeatureSettings
 from vocoder.errors import ConfigError
-from vocoder.layers._wavenet import shift_right
-from vocoder.losses._logistic import quantize_to_levels
+from vocoder.layers import shift_right
+from vocoder.losses import quantize_to_levels
 from vocoder.training._wavenet_task import WaveNetTask
 
 

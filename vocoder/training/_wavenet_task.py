@@ -21,12 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder.cli._validate import ConfigError
-from vocoder.data._datasets import load_stats, load_utterance, read_split
-from vocoder.data._mel_segments import MelSegments
-from vocoder.data._settings import FeatureSettings
-from vocoder.layers._wavenet import shift_right
-from vocoder.losses._logistic import discretized_mix_logistic_nll, quantize_to_levels
+from vocoder.data import FeatureSettings, MelSegments, load_stats, load_utterance, read_split
+from vocoder.errors import ConfigError
+from vocoder.layers import shift_right
+from vocoder.losses import discretized_mix_logistic_nll, quantize_to_levels
 from vocoder.training._module import Example, TrainingModule
 
 
