@@ -33,7 +33,10 @@ def test_modspec_matches_dft_definition(T, n, norm):
     assert out.shape == (3, n // 2 + 1, 4) and out.dtype == torch.float64
     for b in range(3):
         np.testing.assert_allclose(out[b].numpy(), dft_power(y[b].numpy(), n, norm), rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(modspec(y[b], n=n, norm=norm), out[b], rtol=0, atol=0)
+        # batched and single FFTs may take different SIMD/threading paths (pocketfft/MKL plans differ
+        # in the last bits on AMD Zen 3 vs Intel AVX-512), so equal up to float64 rounding, not bits
+        scale = float(out[b].abs().max())
+        torch.testing.assert_close(modspec(y[b], n=n, norm=norm), out[b], rtol=1e-12, atol=1e-12 * scale)
 
 
 def test_modspec_parseval():
