@@ -212,13 +212,18 @@ def test_two_workers_give_the_same_cache(sample_root, tmp_path):
     serial = prepare_corpus(sample_root, tmp_path / "serial", SETTINGS, num_workers=0, **kwargs)
     parallel = prepare_corpus(sample_root, tmp_path / "parallel", SETTINGS, num_workers=2, **kwargs)
     assert serial.splits == parallel.splits and parallel.computed == 12
+    # The audio is copied, so it is exact. The analysis is not bit-reproducible between the in-process
+    # pass and the workers: they run different torch thread counts, and the float32 STFT/mel products
+    # then round differently in the last bit on some vector paths (34 of 30,160 mel values, 1 ulp, under
+    # ATEN_CPU_CAPABILITY=avx2 on an AVX-512 Xeon): equal to float32 rounding.
     for utterance_id in serial.splits["train"] + serial.splits["eval"]:
         a, b = _load(tmp_path / "serial", utterance_id), _load(tmp_path / "parallel", utterance_id)
-        for key in ("audio", "mel", "features", "lpc"):
-            np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_array_equal(a["audio"], b["audio"])
+        for key in ("mel", "features", "lpc"):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=key)
     with np.load(tmp_path / "serial" / "stats.npz") as a, np.load(tmp_path / "parallel" / "stats.npz") as b:
         for key in a.files:
-            np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 def _corpus_with_bad_files(sample_root: Path, target: Path) -> tuple[Path, dict[str, str]]:
