@@ -34,6 +34,8 @@ def _assert_same(a, b):
 
 
 def test_resume_is_bit_identical(tmp_path):
+    # Bit-identical per machine: both runs take the same vector paths and thread count in one process.
+    # A checkpoint resumed on another CPU (AVX2 vs AVX-512) continues equally well, but not bit for bit.
     straight = make_trainer(tmp_path / "straight", max_steps=10)
     straight.fit()
     first = make_trainer(tmp_path / "resumed", max_steps=5)
