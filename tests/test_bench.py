@@ -104,7 +104,8 @@ LAST_LINES = {
     "features": r"features_xrt=\d+\.\d{2} peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
     "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} int8_rtf=\d+\.\d{4} "
     r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d "
-    r"train_samples_per_s=\d+\.\d train_peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
+    r"train_samples_per_s=\d+\.\d train_sparse_samples_per_s=\d+\.\d train_sparse_speedup=\d+\.\d\d "
+    r"train_gemm_fraction=\d+\.\d\d train_peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
     "iaf": r"student_rtf=\d+\.\d{4} teacher_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
     "mlpg": r"mlpg_ms=\d+\.\d{3} dense_ms=\d+\.\d{3}" + MACHINE_FIELDS,
 }
@@ -429,7 +430,9 @@ def test_lpcnet_lines_are_the_scripts_format():
         int8_rtf=0.05,
         int8_cpu_rtf=0.045,
     )
-    training = LPCNetTrainingResult(samples_per_s=29400.0, peak_rss_mb=1900.0, step_s=2.61, step_cpu_s=5.2)
+    training = LPCNetTrainingResult(samples_per_s=29400.0, peak_rss_mb=1900.0, step_s=2.61, step_cpu_s=5.2,
+                                    sparse_samples_per_s=88200.0, sparse_step_s=0.87, sparse_density=0.1,
+                                    step_gflop=216.0, gemm_gflops=120.0)
     result = LPCNetResult(LPCNetSettings(), synthesis, training, load_before=1.0, load_after=1.5, cpu_count=2)
     assert result.lines() == [
         "machine load average (1 min) before / after   1.00 / 1.50 on 2 CPUs",
@@ -444,9 +447,12 @@ def test_lpcnet_lines_are_the_scripts_format():
         "int8 vs torch speed-up                        150.0x",
         "training samples/s (B=32 x 2400, 2 threads)   29400  (median step 2.61 s)",
         "training CPU time per step (all threads)      5.20 s",
+        "training samples/s at GRU_A density 0.100     88200  (median step 0.87 s; 3.00x the dense phase)",
+        "training GFLOP/s (dense) vs GEMM reference    82.8 of 120.0 (0.69; 216 GFLOP per step)",
         "training peak RSS (fresh process)             1900 MB",
         "fast_rtf=0.1000 torch_rtf=7.5000 int8_rtf=0.0500 fast_vs_torch=75.0 int8_vs_torch=150.0 "
-        "train_samples_per_s=29400.0 train_peak_rss_mb=1900.0",
+        "train_samples_per_s=29400.0 train_sparse_samples_per_s=88200.0 train_sparse_speedup=3.00 "
+        "train_gemm_fraction=0.69 train_peak_rss_mb=1900.0",
     ]
     oks = {m.key: m.ok(quick=False) for m in result.metrics()}
     assert oks["fast_rtf"] is True and oks["speedup"] is True and oks["train_samples_per_s"] is True

@@ -76,6 +76,22 @@ def test_sparse_recurrence_equals_dense_with_mask(hidden, densities, batch, thre
     torch.testing.assert_close(sparse_grads[2], full_grad * mask, rtol=0, atol=1e-12)
 
 
+def test_dense_weight_grad_option():
+    """Pruned weights that may regrow get their full gradient; everything else is unchanged."""
+    gru, mask = _pruned_gru(32, {"update": 0.2, "reset": 0.2, "candidate": 0.4})
+    tensors = _inputs(gru, steps=9, batch=5)
+    upstream = torch.randn(9, 5, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    sparse, grads = _value_and_grads(
+        lambda x, h, w, b: sparse_gru_sequence(x, h, w, b, mask, dense_weight_grad=True), tensors, upstream)
+    masked = (tensors[2] * mask).detach().requires_grad_(True)
+    dense, dense_grads = _value_and_grads(gru_sequence, [tensors[0], tensors[1], masked, tensors[3]],
+                                          upstream)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-13)
+    for grad, dense_grad in zip(grads, dense_grads, strict=True):
+        torch.testing.assert_close(grad, dense_grad, rtol=0, atol=1e-12)
+    assert torch.any(grads[2][~mask] != 0)
+
+
 def test_sparse_recurrence_matches_nn_gru_float32():
     gru, mask = _pruned_gru(32, {"update": 0.25, "reset": 0.25, "candidate": 0.25}, seed=3)
     gru = gru.float()
@@ -106,3 +122,40 @@ def test_sparse_recurrence_is_deterministic():
     assert torch.equal(first[0], second[0])
     assert all(torch.equal(a, b) for a, b in zip(first[1], second[1], strict=True))
     np.testing.assert_array_equal(first[1][2].numpy() != 0, (first[1][2] * mask).numpy() != 0)
+
+
+def test_lpcnet_training_with_the_mask_equals_dense_training_masked():
+    """LPCNet.set_gru_a_mask: same loss and gradients as the dense model, pruned weights' grads zero."""
+    from vocoder.models import LPCNet
+
+    torch.manual_seed(0)
+    model = LPCNet(gru_a_size=32, gru_b_size=16, frame_channels=24, sample_embedding_size=16,
+                   pitch_embedding_size=8).double()
+    sparsifier = BlockSparsifier.for_gru(model.gru_a, {"update": 0.25, "reset": 0.25, "candidate": 0.25},
+                                         start=0, end=1)
+    sparsifier.step(1)  # prunes and masks the weights, as training does after every step
+    mask = sparsifier.mask(sparsifier.targets[0])
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(3, 2 + 2 * model.frame_context, 20, dtype=torch.float64, generator=generator)
+    codes = [torch.randint(0, 256, (3, 320), generator=generator) for _ in range(4)]
+
+    def loss_and_grads():
+        model.zero_grad()
+        logits = model(features, *codes[:3])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), codes[3].reshape(-1))
+        loss.backward()
+        return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    dense_loss, dense_grads = loss_and_grads()
+    model.set_gru_a_mask(mask)
+    sparse_loss, sparse_grads = loss_and_grads()
+    model.eval()  # evaluation ignores the mask (dense weights)
+    with torch.no_grad():
+        torch.testing.assert_close(model(features, *codes[:3]), model.train()(features, *codes[:3]))
+    model.set_gru_a_mask(None)
+    torch.testing.assert_close(sparse_loss, dense_loss, rtol=0, atol=1e-13)
+    for name, grad in dense_grads.items():
+        expected = grad * mask if name == "gru_a.weight_hh_l0" else grad
+        torch.testing.assert_close(sparse_grads[name], expected, rtol=0, atol=1e-12, msg=name)
+    assert torch.any(dense_grads["gru_a.weight_hh_l0"][~mask] != 0)
+    assert torch.all(sparse_grads["gru_a.weight_hh_l0"][~mask] == 0)

@@ -32,7 +32,17 @@ from typing import Any
 import numpy as np
 
 from vocoder.bench._common import Metric, Target, best_time, peak_rss_mb, run_worker
-from vocoder.bench._machine import MachineProbe, MachineReport, cpu_wall_warning, machine_report
+from vocoder.bench._machine import (
+    GEMM_MIN_SECONDS,
+    GEMM_QUICK_MIN_SECONDS,
+    GEMM_SHAPES,
+    MachineProbe,
+    MachineReport,
+    best_gemm_gflops,
+    cpu_wall_warning,
+    gemm_reference,
+    machine_report,
+)
 
 NAME = "lpcnet"
 SLT_WAV = Path(__file__).resolve().parents[1] / "data" / "sample" / "slt" / "wav" / "arctic_a0009.wav"
@@ -40,7 +50,13 @@ SAMPLE_RATE = 16000
 HOP = 160
 RTF_TARGET = Target("<=", 0.15)
 SPEEDUP_TARGET = Target(">=", 10.0)
+# xiph's 8-bit C LPCNet on the issue's Zen 3 machine: RTF 0.054, 320x its torch loop
+INT8_RTF_TARGET = Target("<=", 0.054)
+INT8_SPEEDUP_TARGET = Target(">=", 320.0)
 TRAIN_TARGET = Target(">=", 22000.0)
+# issue 14: training at the final density ≥ 3× the dense phase; the dense phase ≥ 60 % of the GEMM rate
+TRAIN_SPARSE_TARGET = Target(">=", 3.0)
+TRAIN_GEMM_TARGET = Target(">=", 0.6)
 TRAIN_RSS_TARGET = Target("<=", 2.6 * 1024)
 
 
@@ -121,6 +137,8 @@ class LPCNetSynthesisResult:
     torch_rtf: float
     torch_cpu_rtf: float
     peak_rss_mb: float
+    int8_rtf: float = float("nan")
+    int8_cpu_rtf: float = float("nan")
 
 
 @dataclass
@@ -131,6 +149,21 @@ class LPCNetTrainingResult:
     peak_rss_mb: float
     step_s: float
     step_cpu_s: float
+    sparse_samples_per_s: float = float("nan")
+    sparse_step_s: float = float("nan")
+    sparse_density: float = float("nan")
+    step_gflop: float = float("nan")
+    gemm_gflops: float = float("nan")
+
+    @property
+    def sparse_speedup(self) -> float:
+        """Samples/s at GRU_A's final block density over the dense phase's (same process, same run)."""
+        return self.sparse_samples_per_s / self.samples_per_s
+
+    @property
+    def gemm_fraction(self) -> float:
+        """The dense step's GFLOP/s over the machine's best GEMM rate on the step's shapes."""
+        return self.step_gflop / self.step_s / self.gemm_gflops
 
 
 @dataclass
@@ -163,6 +196,9 @@ class LPCNetResult:
             (f"fast RTF per utterance, batch {s.batch} (wall)", f"{s.fast_batch_rtf:.4f}"),
             ("torch loop RTF (wall, extrapolated)", f"{s.torch_rtf:.3f}  (timed on {s.torch_seconds:.2f} s)"),
             ("fast vs torch speed-up", f"{s.torch_rtf / s.fast_rtf:.1f}x"),
+            ("int8 RTF, 1 utterance, 1 core (wall)", f"{s.int8_rtf:.4f}"),
+            ("int8 RTF, 1 utterance, 1 core (CPU time)", f"{s.int8_cpu_rtf:.4f}"),
+            ("int8 vs torch speed-up", f"{s.torch_rtf / s.int8_rtf:.1f}x"),
             (
                 f"training samples/s (B={cfg.train_batch} x {cfg.train_frames * HOP}, "
                 f"{cfg.train_threads} threads)",
@@ -170,20 +206,35 @@ class LPCNetResult:
             ),
             ("training CPU time per step (all threads)", f"{t.step_cpu_s:.2f} s"),
             (
+                f"training samples/s at GRU_A density {t.sparse_density:.3f}",
+                f"{t.sparse_samples_per_s:.0f}  (median step {t.sparse_step_s:.2f} s; "
+                f"{t.sparse_speedup:.2f}x the dense phase)",
+            ),
+            (
+                "training GFLOP/s (dense) vs GEMM reference",
+                f"{t.step_gflop / t.step_s:.1f} of {t.gemm_gflops:.1f} ({t.gemm_fraction:.2f}; "
+                f"{t.step_gflop:.0f} GFLOP per step)",
+            ),
+            (
                 f"training peak RSS ({'this' if cfg.train_in_process else 'fresh'} process)",
                 f"{t.peak_rss_mb:.0f} MB",
             ),
         ]
 
     def summary_line(self) -> str:
-        """``fast_rtf=<float> torch_rtf=<float> train_samples_per_s=<float> train_peak_rss_mb=<float>``.
+        """``fast_rtf= torch_rtf= int8_rtf= fast_vs_torch= int8_vs_torch= train_samples_per_s=`` …
+        ``train_sparse_samples_per_s= train_sparse_speedup= train_gemm_fraction= train_peak_rss_mb=``.
 
         Followed by `` cpu=<model> isa=<isa> untrusted=<0|1>`` when the machine was described.
         """
         s, t = self.synthesis, self.training
         return (
-            f"fast_rtf={s.fast_rtf:.4f} torch_rtf={s.torch_rtf:.4f} "
-            f"train_samples_per_s={t.samples_per_s:.1f} train_peak_rss_mb={t.peak_rss_mb:.1f}"
+            f"fast_rtf={s.fast_rtf:.4f} torch_rtf={s.torch_rtf:.4f} int8_rtf={s.int8_rtf:.4f} "
+            f"fast_vs_torch={s.torch_rtf / s.fast_rtf:.1f} int8_vs_torch={s.torch_rtf / s.int8_rtf:.1f} "
+            f"train_samples_per_s={t.samples_per_s:.1f} "
+            f"train_sparse_samples_per_s={t.sparse_samples_per_s:.1f} "
+            f"train_sparse_speedup={t.sparse_speedup:.2f} train_gemm_fraction={t.gemm_fraction:.2f} "
+            f"train_peak_rss_mb={t.peak_rss_mb:.1f}"
             + self.machine.summary_suffix()
         )
 
@@ -219,6 +270,10 @@ class LPCNetResult:
                 "x",
                 SPEEDUP_TARGET,
             ),
+            Metric(NAME, "int8_rtf", f"LPCNet int8 synthesis RTF, {size}, 1 core", s.int8_rtf, "s/s",
+                   INT8_RTF_TARGET),
+            Metric(NAME, "int8_vs_torch", "LPCNet int8 path vs torch loop", s.torch_rtf / s.int8_rtf, "x",
+                   INT8_SPEEDUP_TARGET),
             Metric(NAME, "synth_peak_rss_mb", "LPCNet synthesis peak RSS", s.peak_rss_mb, "MB"),
             Metric(
                 NAME,
@@ -227,6 +282,22 @@ class LPCNetResult:
                 t.samples_per_s,
                 "samples/s",
                 TRAIN_TARGET,
+            ),
+            Metric(
+                NAME,
+                "train_sparse_speedup",
+                f"LPCNet training at GRU_A density {t.sparse_density:.2f} vs dense",
+                t.sparse_speedup,
+                "x",
+                TRAIN_SPARSE_TARGET,
+            ),
+            Metric(
+                NAME,
+                "train_gemm_fraction",
+                "LPCNet dense training GFLOP/s / GEMM reference",
+                t.gemm_fraction,
+                "",
+                TRAIN_GEMM_TARGET,
             ),
             Metric(
                 NAME, "train_peak_rss_mb", "LPCNet training peak RSS", t.peak_rss_mb, "MB", TRAIN_RSS_TARGET
@@ -328,7 +399,13 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
     Returns:
         The synthesis figures.
     """
-    from vocoder.inference import pack_lpcnet, synthesize_fast, synthesize_reference
+    from vocoder.inference import (
+        pack_lpcnet,
+        pack_lpcnet_int8,
+        synthesize_fast,
+        synthesize_int8,
+        synthesize_reference,
+    )
 
     with one_core() as core:
         model, densities = pruned_model(settings.model)
@@ -340,6 +417,12 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         synthesize_fast(model, features[None, :20], lpc[None, :20], packed=packed)  # compile / load the cache
         fast_wall, fast_cpu = best_time(
             lambda: synthesize_fast(model, features[None], lpc[None], seed=0, packed=packed), settings.repeats
+        )
+        packed_int8 = pack_lpcnet_int8(model, np.float32)
+        synthesize_int8(model, features[None, :20], lpc[None, :20], packed=packed_int8)  # compile / load
+        int8_wall, int8_cpu = best_time(
+            lambda: synthesize_int8(model, features[None], lpc[None], seed=0, packed=packed_int8),
+            settings.repeats,
         )
         batch_wall, _ = best_time(
             lambda: synthesize_fast(model, batch_features, batch_lpc, seed=0, packed=packed), settings.repeats
@@ -364,12 +447,36 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         torch_seconds=torch_duration,
         torch_rtf=torch_wall / torch_duration,
         torch_cpu_rtf=torch_cpu / torch_duration,
+        int8_rtf=int8_wall / duration,
+        int8_cpu_rtf=int8_cpu / duration,
         peak_rss_mb=peak_rss_mb(),
     )
 
 
+def training_step_gflop(model_kwargs: dict[str, int] | None, batch: int, frames: int) -> float:
+    """GFLOP (multiply and add counted apart) of the matrix products of one dense training step.
+
+    Forward, input gradients and weight gradients (3× the forward) of GRU_A's recurrent product,
+    GRU_B's input and recurrent products, the DualFC, the frame projections and the frame-rate
+    network; elementwise work is not counted.
+    """
+    from vocoder.models import LPCNet
+
+    config = LPCNet(**(model_kwargs or {})).config
+    a, b = config["gru_a_size"], config["gru_b_size"]
+    channels, levels = config["frame_channels"], 2 ** config["mulaw_bits"]
+    n_features, kernel = config["n_features"], config["conv_kernel_size"]
+    samples = batch * frames * HOP
+    frame_rows = batch * frames
+    per_sample = a * 3 * a + a * 3 * b + b * 3 * b + 2 * b * levels
+    per_frame = channels * 3 * (a + b) + 2 * channels * channels + kernel * channels * (
+        n_features - 1 + config["pitch_embedding_size"] + channels)
+    return 3 * 2 * (samples * per_sample + frame_rows * per_frame) / 1e9
+
+
 def measure_training(
-    threads: int, steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None = None
+    threads: int, steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None = None,
+    sparse_steps: int = 0,
 ) -> dict[str, Any]:
     """Timed LPCNet training steps in this process (run it in a fresh process for a clean peak RSS).
 
@@ -382,6 +489,9 @@ def measure_training(
         batch: batch size.
         frames: frames per sequence (``HOP`` samples each).
         model_kwargs: :class:`vocoder.models.LPCNet` keyword arguments (None: the paper size).
+        sparse_steps: then prune GRU_A to its final block densities (0.05 / 0.05 / 0.2) and time this
+            many more steps with the block-sparse recurrence (after one warm-up step), masks
+            re-applied after every step as in training.
 
     Returns:
         ``step_seconds`` and ``step_cpu_seconds`` (lists), ``samples_per_s`` (batch · samples over the
@@ -392,13 +502,13 @@ def measure_training(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _timed_training_steps(steps, batch, frames, model_kwargs)
+        return _timed_training_steps(steps, batch, frames, model_kwargs, sparse_steps)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _timed_training_steps(
-    steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None
+    steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None, sparse_steps: int = 0
 ) -> dict[str, Any]:
     """:func:`measure_training` at the current torch thread count."""
     import torch
@@ -428,12 +538,34 @@ def _timed_training_steps(
 
     step()  # warm-up: numba cache load, allocator
     times, cpu_times = zip(*(step() for _ in range(max(1, steps))), strict=True)
-    return {
+    result = {
         "step_seconds": list(times),
         "step_cpu_seconds": list(cpu_times),
         "samples_per_s": batch * n_samples / statistics.median(times),
-        "peak_rss_mb": peak_rss_mb(),
+        "step_gflop": training_step_gflop(model_kwargs, batch, frames),
     }
+    if sparse_steps > 0:
+        from vocoder.layers import BlockSparsifier
+
+        sparsifier = BlockSparsifier.for_gru(model.gru_a, start=0, end=1)
+        sparsifier.step(1)
+        model.set_gru_a_mask(sparsifier.mask(sparsifier.targets[0]))
+
+        def sparse_step() -> tuple[float, float]:
+            seconds = step()
+            sparsifier.apply_masks()  # what the sparsifier does after every optimizer step
+            return seconds
+
+        sparse_step()  # warm-up: the sparse kernels' cache
+        sparse_times = [sparse_step()[0] for _ in range(sparse_steps)]
+        densities = sparsifier.densities()
+        result.update(
+            sparse_step_seconds=sparse_times,
+            sparse_samples_per_s=batch * n_samples / statistics.median(sparse_times),
+            sparse_density=sum(densities.values()) / len(densities),
+        )
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
 
 
 def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
@@ -452,6 +584,7 @@ def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
         "batch": settings.train_batch,
         "frames": settings.train_frames,
         "model_kwargs": settings.model,
+        "sparse_steps": settings.train_steps,
     }
     if settings.train_in_process:
         result = measure_training(**params)
@@ -462,6 +595,10 @@ def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
         peak_rss_mb=result["peak_rss_mb"],
         step_s=statistics.median(result["step_seconds"]),
         step_cpu_s=statistics.median(result["step_cpu_seconds"]),
+        sparse_samples_per_s=result["sparse_samples_per_s"],
+        sparse_step_s=statistics.median(result["sparse_step_seconds"]),
+        sparse_density=result["sparse_density"],
+        step_gflop=result["step_gflop"],
     )
 
 
@@ -481,6 +618,11 @@ def run_lpcnet(settings: LPCNetSettings | None = None) -> LPCNetResult:
     load_before = os.getloadavg()[0]
     with MachineProbe(max(1, settings.train_threads)) as probe:
         training = bench_training(settings)
+        # the machine's own GEMM rate on the training step's shapes, at its thread count
+        shapes = {name: GEMM_SHAPES[name] for name in ("lpcnet_gru_a_step", "lpcnet_gru_a_input")}
+        rates = gemm_reference(shapes, threads=(settings.train_threads,),
+                               min_seconds=GEMM_QUICK_MIN_SECONDS if settings.quick else GEMM_MIN_SECONDS)
+        training.gemm_gflops = best_gemm_gflops(rates, settings.train_threads)
         synthesis = bench_synthesis(settings)
     load_after = os.getloadavg()[0]
     checks = [

@@ -365,7 +365,7 @@ class _SparseGRUSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
-                bias_hh: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                bias_hh: torch.Tensor, mask: torch.Tensor, dense_weight_grad: bool) -> torch.Tensor:
         n_steps, batch, three_hidden = input_gates.shape
         hidden = three_hidden // 3
         x = input_gates.detach().contiguous()
@@ -389,6 +389,7 @@ class _SparseGRUSequence(torch.autograd.Function):
         _run_chunks(lambda first, last: sparse_gru_forward(*arrays, first, last), _chunks(batch))
         ctx.save_for_backward(h0, gates, candidate_hidden, output, mask)
         ctx.sparse = (row_ptr, col_idx, blocks, diagonal)
+        ctx.dense_weight_grad = dense_weight_grad
         return output
 
     @staticmethod
@@ -408,7 +409,17 @@ class _SparseGRUSequence(torch.autograd.Function):
         _run_chunks(lambda first, last: sparse_gru_backward(*arrays, first, last), _chunks(batch))
 
         grad_weight = grad_bias = None
-        if ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2] and ctx.dense_weight_grad:
+            # every weight's gradient (pruned ones may regrow), as the dense recurrence forms it
+            grad_weight = grad_output.new_empty(mask.shape)
+            previous = output[:-1].reshape(-1, hidden)
+            for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
+                                (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
+                block = grads[0].t() @ h0
+                if n_steps > 1:
+                    block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
+                grad_weight[rows] = block
+        elif ctx.needs_input_grad[2]:
             grad_blocks = np.empty_like(blocks)
             grad_diagonal = np.empty_like(diagonal)
             weight_arrays = (grad_input_gates.numpy(), grad_candidate_hidden.numpy(), output.numpy(),
@@ -427,15 +438,18 @@ class _SparseGRUSequence(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
                                    grad_candidate_hidden.sum((0, 1))])
-        return grad_input_gates, grad_h, grad_weight, grad_bias, None
+        return grad_input_gates, grad_h, grad_weight, grad_bias, None, None
 
 
 def sparse_gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
-                        bias_hh: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                        bias_hh: torch.Tensor, mask: torch.Tensor, dense_weight_grad: bool = False
+                        ) -> torch.Tensor:
     """:func:`vocoder.models.gru_sequence` with the recurrent matrix ``weight_hh ⊙ mask``.
 
     Differentiable with respect to the first four arguments; the weight gradient is the dense one
-    with ``mask`` applied (zero on pruned weights). CPU float32/float64 tensors.
+    with ``mask`` applied (zero on pruned weights), or with ``dense_weight_grad`` the full gradient
+    ``Σ_t g_t h_{t−1}ᵀ`` of every weight (for schedules whose pruned weights regrow from their
+    gradients; the recurrent products still skip the pruned blocks). CPU float32/float64 tensors.
 
     Args:
         input_gates: ``(N, B, 3H)`` time-major input projections (gates ``r, z, n``).
@@ -444,6 +458,7 @@ def sparse_gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: 
         bias_hh: ``(3H,)`` recurrent bias.
         mask: ``(3H, H)`` bool keep-mask of 16×1 blocks (and, optionally, each gate's diagonal),
             e.g. :meth:`vocoder.layers.BlockSparsifier.mask`.
+        dense_weight_grad: see above.
 
     Returns:
         ``(N, B, H)`` hidden states ``h_1 … h_N``.
@@ -453,4 +468,4 @@ def sparse_gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: 
                          f"{input_gates.dtype}")
     if mask.shape != weight_hh.shape:
         raise ValueError(f"mask {tuple(mask.shape)} does not match weight_hh {tuple(weight_hh.shape)}")
-    return _SparseGRUSequence.apply(input_gates, h0, weight_hh, bias_hh, mask)
+    return _SparseGRUSequence.apply(input_gates, h0, weight_hh, bias_hh, mask, bool(dense_weight_grad))

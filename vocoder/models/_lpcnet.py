@@ -46,6 +46,7 @@ from vocoder.layers import (
     gru_forward_step,
     input_gates_backward,
     input_gates_forward,
+    sparse_gru_sequence,
 )
 
 GRUState = tuple[torch.Tensor, torch.Tensor]
@@ -406,6 +407,20 @@ class LPCNet(nn.Module):
         return (torch.zeros(batch, self.gru_a.hidden_size, device=device, dtype=dtype),
                 torch.zeros(batch, self.gru_b.hidden_size, device=device, dtype=dtype))
 
+    def set_gru_a_mask(self, mask: torch.Tensor | None, dense_weight_grad: bool = False) -> None:
+        """Train with GRU_A's recurrent matrix taken as ``weight_hh ⊙ mask`` (block-sparse products).
+
+        Used in training mode with gradients enabled, on the CPU table path; the weight gradient is
+        masked too unless ``dense_weight_grad`` (see :func:`vocoder.layers.sparse_gru_sequence`).
+        Evaluation and synthesis always use the dense weights. ``None`` returns to dense training.
+
+        Args:
+            mask: ``(3·gru_a_size, gru_a_size)`` bool keep-mask of 16×1 blocks (e.g. the
+                sparsifier's), or None.
+            dense_weight_grad: give pruned weights their gradient as well (regrowing schedules).
+        """
+        self._gru_a_sparse = None if mask is None else (mask.detach().clone(), bool(dense_weight_grad))
+
     def input_tables(self) -> torch.Tensor:
         """GRU_A input projections of every μ-law code per input slot (differentiable).
 
@@ -495,7 +510,12 @@ class LPCNet(nn.Module):
         a_frame, b_frame = self.frame_projections(conditioning)
         # (N, B, 3·H_a) time-major: three table rows + the frame term per sample
         a_input = _InputGates.apply(self.input_tables(), codes.long(), a_frame.transpose(0, 1), hop)
-        a = gru_sequence(a_input, state[0], self.gru_a.weight_hh_l0, self.gru_a.bias_hh_l0)
+        sparse = getattr(self, "_gru_a_sparse", None) if self.training and torch.is_grad_enabled() else None
+        if sparse is None:
+            a = gru_sequence(a_input, state[0], self.gru_a.weight_hh_l0, self.gru_a.bias_hh_l0)
+        else:  # training on a block-sparse GRU_A: only the kept blocks are multiplied
+            a = sparse_gru_sequence(a_input, state[0], self.gru_a.weight_hh_l0, self.gru_a.bias_hh_l0,
+                                    *sparse)
 
         b_weight = self.gru_b.weight_ih_l0[:, : self.gru_a.hidden_size]
         b_input = F.linear(a, b_weight).view(frames, hop, batch, b_gates)

@@ -30,6 +30,9 @@ from vocoder.training._noise import (
 #: ``signal`` (the signal's μ-law value, :class:`MulawNoiseInjection`).
 NOISE_DOMAINS = ("excitation", "signal")
 
+#: mean GRU_A block density at or below which training uses the block-sparse recurrence
+SPARSE_TRAINING_DENSITY = 0.5
+
 
 class LPCNetTask(TrainingModule):
     """Trains :class:`vocoder.models.LPCNet` the paper's way.
@@ -138,7 +141,24 @@ class LPCNetTask(TrainingModule):
         if self.sparsifier is None:
             return {}
         self.sparsifier.step(step)
+        self._sync_sparse_training()
         return {f"density/{gate}": value for gate, value in self.sparsifier.densities().items()}
+
+    def _sync_sparse_training(self) -> None:
+        """Let GRU_A's recurrence skip the pruned blocks whenever the weights are exactly masked.
+
+        That is from the first mask update on without regrowth, and from the schedule's end on with
+        it (then the pruned weights still get their gradients, to regrow). Decided from the
+        sparsifier's state alone, so an interrupted and resumed run takes the same path.
+        """
+        sparsifier = self.sparsifier
+        last = int(sparsifier.last_update)
+        held = last >= 0 and (not sparsifier.regrow or last >= sparsifier.end)
+        densities = sparsifier.densities()
+        # the block products pay off well below full density; above it the dense GEMMs are faster
+        sparse = held and sum(densities.values()) / len(densities) <= SPARSE_TRAINING_DENSITY
+        mask = sparsifier.mask(sparsifier.targets[0]) if sparse else None
+        self.model.set_gru_a_mask(mask, dense_weight_grad=sparsifier.regrow)
 
     def after_ema_update(self, ema_model: nn.Module) -> None:
         if self.sparsifier is not None:
@@ -150,6 +170,7 @@ class LPCNetTask(TrainingModule):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.sparsifier is not None and "sparsifier" in state:
             self.sparsifier.load_state_dict(state["sparsifier"])
+            self._sync_sparse_training()
 
     # ----------------------------------------------------------------------------- examples
     @torch.no_grad()
