@@ -223,3 +223,35 @@ def test_init_from_shape_mismatch_is_one_line(tmp_path):
 def test_pretrained_name_errors_list_the_available_models():
     with pytest.raises(CheckpointError, match="no such pretrained model"):
         load_weights("pretrained:no_such_model")
+
+
+# ------------------------------------------------------------------------------- xiph feature files
+def test_xiph_feature_file_round_trip_and_layout(tmp_path, slt_root):
+    import soundfile as sf
+
+    from vocoder.data import DataError, read_xiph_features, write_xiph_features
+    from vocoder.dsp import lpcnet_features
+
+    wav = sorted((slt_root / "wav").glob("*.wav"))[0]
+    audio, _ = sf.read(wav)
+    features, lpc = lpcnet_features(audio.astype(np.float32))
+    path = write_xiph_features(tmp_path / "utt.f32", features, lpc)
+    raw = np.fromfile(path, dtype=np.float32)
+    assert raw.size == 36 * len(features)  # 36 floats per 10 ms frame, as lpcnet_demo -features
+    rows = raw.reshape(-1, 36)
+    np.testing.assert_array_equal(rows[:, :20], features)
+    np.testing.assert_array_equal(rows[:, 20:], lpc)
+    back, back_lpc = read_xiph_features(path)
+    np.testing.assert_array_equal(back, features)
+    np.testing.assert_array_equal(back_lpc, lpc)
+    # xiph's definitions of the two pitch columns
+    period = rows[:, 18] * 50 + 100
+    assert np.all((period >= 32 - 1e-3) & (period <= 256 + 1e-3))
+    assert np.all(rows[:, 19] <= 0.5 + 1e-6)
+    # 20-float rows (features only) and a wrong size
+    features.tofile(tmp_path / "only.f32")
+    only, none = read_xiph_features(tmp_path / "only.f32", floats_per_frame=20)
+    np.testing.assert_array_equal(only, features) and none is None
+    (tmp_path / "bad.f32").write_bytes(b"\0" * (36 * 4 + 4))
+    with pytest.raises(DataError, match="bad.f32.*whole number"):
+        read_xiph_features(tmp_path / "bad.f32")

@@ -46,8 +46,18 @@ from vocoder.data._splits import (
     split_ids,
     write_splits,
 )
+from vocoder.data._xiph_features import (
+    XIPH_FEATURES,
+    XIPH_TOTAL_FEATURES,
+    read_xiph_features,
+    write_xiph_features,
+)
 
 __all__ = [
+    "XIPH_FEATURES",
+    "XIPH_TOTAL_FEATURES",
+    "read_xiph_features",
+    "write_xiph_features",
     "AugmentDraw",
     "AugmentSettings",
     "augment_waveform",

@@ -14,6 +14,8 @@ import soundfile as sf
 from vocoder.inference._vocoders import SynthesisError, Vocoder
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".au", ".w64", ".rf64"}
+#: Feature files: our cache entries and xiph LPCNet's 36-float-per-frame feature files.
+FEATURE_SUFFIXES = {".npz", ".f32"}
 
 
 @dataclass
@@ -31,10 +33,10 @@ class SynthesisReport:
 
 
 def collect_inputs(source: Path, split: str = "eval") -> list[tuple[str, Path]]:
-    """(utterance id, file) pairs: audio files, ``.npz`` feature files, or a prepared cache split."""
+    """(utterance id, file) pairs: audio files, ``.npz`` / xiph ``.f32`` feature files, or a prepared cache split."""
     if source.is_file():
-        if source.suffix.lower() not in AUDIO_SUFFIXES | {".npz"}:
-            raise SynthesisError(f"input={source}: not an audio file or a .npz feature file")
+        if source.suffix.lower() not in AUDIO_SUFFIXES | FEATURE_SUFFIXES:
+            raise SynthesisError(f"input={source}: not an audio file, a .npz or a xiph .f32 feature file")
         return [(source.stem, source)]
     if not source.is_dir():
         raise SynthesisError(f"input={source}: no such file or folder")
@@ -42,13 +44,22 @@ def collect_inputs(source: Path, split: str = "eval") -> list[tuple[str, Path]]:
         from vocoder.data import read_split
 
         return [(uid, source / "features" / f"{uid}.npz") for uid in read_split(source, split)]
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES | {".npz"})
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES | FEATURE_SUFFIXES)
     if not files:
-        raise SynthesisError(f"input={source}: the folder holds no audio or .npz files")
+        raise SynthesisError(f"input={source}: the folder holds no audio, .npz or .f32 files")
     return [(p.stem, p) for p in files]
 
 
 def _conditioning(vocoder: Vocoder, path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".f32":  # xiph LPCNet features, 36 floats per frame
+        from vocoder.data import DataError, read_xiph_features
+
+        if vocoder.conditioning_key != "features":
+            raise SynthesisError(f"{path}: xiph .f32 features drive LPCNet checkpoints only")
+        try:
+            return read_xiph_features(path)[0]
+        except DataError as exc:
+            raise SynthesisError(str(exc)) from None
     if path.suffix == ".npz":
         try:
             with np.load(path) as entry:

@@ -233,4 +233,4 @@ def excitation_noise_inputs(clean: torch.Tensor, lpc: torch.Tensor, noise: torch
         _decision_levels(bits), hop_length, history, float(mu),
     )
     names = ("signal_in", "prediction", "excitation_in", "target")
-    return {name: torch.from_numpy(a).to(clean.device) for name, a in zip(names, arrays)}
+    return {name: torch.from_numpy(a).to(clean.device) for name, a in zip(names, arrays, strict=True)}
