@@ -273,7 +273,7 @@ def test_table_rebuilt_from_the_json_lists_every_metric(quick_json):
 # ------------------------------------------------------------------------------------------ the command line
 def test_only_filters_table_mode_prints_every_row_and_failures_exit_1(tmp_path):
     # mlpg runs; features fails on a folder without wav/ (and lpcnet, iaf are filtered out)
-    proc = _bench("--quick", "--only", "mlpg,features", "--root", str(tmp_path))
+    proc = _bench("--quick", "--only", "mlpg,features", "--root", str(tmp_path), timeout=900)  # loaded CI
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("QUICK MODE") and lines[2].startswith("cpu: ")
