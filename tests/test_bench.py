@@ -71,18 +71,23 @@ KATHLEEN = REPO / "vocoder" / "data" / "sample" / "kathleen"
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 EXPECTED_METRICS = {
-    "features": ["features_xrt", "peak_rss_mb"],
+    "features": ["features_xrt", "features_xrt_per_worker", "peak_rss_mb"],
     "lpcnet": [
         "fast_rtf",
         "fast_batch_rtf",
         "torch_rtf",
         "speedup",
+        "int8_rtf",
+        "int8_vs_torch",
         "synth_peak_rss_mb",
         "train_samples_per_s",
+        "train_sparse_speedup",
+        "train_gemm_fraction",
         "train_peak_rss_mb",
     ],
     "iaf": [
         "student_rtf",
+        "student_gemm_fraction",
         "student_script_rtf",
         "student_rtf_1thr",
         "teacher_rtf",
@@ -101,12 +106,13 @@ EXPECTED_METRICS = {
 #: what every last line ends with: where it ran, and whether the load makes its figures untrustworthy
 MACHINE_FIELDS = r" cpu=\S+ isa=(?:default|avx2|avx512|amx) untrusted=[01]"
 LAST_LINES = {
-    "features": r"features_xrt=\d+\.\d{2} peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
+    "features": r"features_xrt=\d+\.\d{2} features_xrt_per_worker=\d+\.\d{2} peak_rss_mb=\d+\.\d"
+    + MACHINE_FIELDS,
     "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} int8_rtf=\d+\.\d{4} "
     r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d "
     r"train_samples_per_s=\d+\.\d train_sparse_samples_per_s=\d+\.\d train_sparse_speedup=\d+\.\d\d "
     r"train_gemm_fraction=\d+\.\d\d train_peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
-    "iaf": r"student_rtf=\d+\.\d{4} teacher_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
+    "iaf": r"student_rtf=\d+\.\d{4} student_gemm_fraction=\d+\.\d\d teacher_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
     "mlpg": r"mlpg_ms=\d+\.\d{3} dense_ms=\d+\.\d{3}" + MACHINE_FIELDS,
 }
 #: lines of a script's machine report besides its WARNING lines: machine, libraries, load, GEMM table
@@ -399,12 +405,12 @@ def test_features_lines_are_the_scripts_format():
         "audio                    10.00 min",
         "workers                  2",
         "wall                     4.00 s",
-        "speed                    150.0x real time",
+        "speed                    150.0x real time (75.0x per worker)",
         "cache size               12.3 MB",
         "peak RSS parent          300 MB",
         "peak RSS largest worker  200 MB",
         "peak RSS total (bound)   701 MB",
-        "features_xrt=150.00 peak_rss_mb=700.8",
+        "features_xrt=150.00 features_xrt_per_worker=75.00 peak_rss_mb=700.8",
     ]
     metrics = {m.key: m for m in result.metrics()}
     assert metrics["features_xrt"].ok(quick=False) is True and metrics["peak_rss_mb"].ok(quick=False) is True
@@ -484,6 +490,8 @@ def test_iaf_lines_are_the_scripts_format():
         teacher_config="T",
         teacher_receptive_field=1531,
         peak_rss_mb=500.0,
+        student_gflop_per_second=27.0,
+        gemm_gflops=180.0,
     )
     assert result.lines() == [
         "utterance: u.wav, 3.00 s; torch 2.13.0; student block 8 frames; 3 student / 1 teacher repeats; "
@@ -500,7 +508,9 @@ def test_iaf_lines_are_the_scripts_format():
         "position-independent, so the whole 3.00 s utterance would take ~60.0 s",
         "student speed-up over teacher: 100x at 2 threads, 60x at 1 thread "
         "(targets: student RTF <= 0.15, >= 20x)",
-        "student_rtf=0.2000 teacher_rtf=20.0000",
+        "student arithmetic: 27.0 GFLOP per audio second, 135.0 GFLOP/s at 2 threads = 0.75 of the best "
+        "GEMM rate (180.0 GFLOP/s)",
+        "student_rtf=0.2000 student_gemm_fraction=0.75 teacher_rtf=20.0000",
     ]
     oks = {m.key: m.ok(quick=False) for m in result.metrics()}
     assert oks["student_rtf"] is False and oks["speedup"] is True

@@ -46,7 +46,17 @@ from pathlib import Path
 from typing import Any
 
 from vocoder.bench._common import Metric, Target, peak_rss_mb, run_worker
-from vocoder.bench._machine import MachineProbe, MachineReport, cpu_wall_warning, machine_report
+from vocoder.bench._machine import (
+    GEMM_MIN_SECONDS,
+    GEMM_QUICK_MIN_SECONDS,
+    GEMM_SHAPES,
+    MachineProbe,
+    MachineReport,
+    best_gemm_gflops,
+    cpu_wall_warning,
+    gemm_reference,
+    machine_report,
+)
 from vocoder.bench._training import RecipeTrainingResult, prepare_recipe_data, train_recipe
 
 NAME = "iaf"
@@ -54,6 +64,8 @@ SAMPLE_WAV = Path(__file__).resolve().parents[1] / "data" / "sample" / "slt" / "
 KATHLEEN_ROOT = Path(__file__).resolve().parents[1] / "data" / "sample" / "kathleen"
 RTF_TARGET = Target("<=", 0.15)
 SPEEDUP_TARGET = Target(">=", 20.0)
+# issue 14: the student's achieved GFLOP/s ≥ 60 % of the machine's best GEMM rate on its shape
+GEMM_FRACTION_TARGET = Target(">=", 0.6)
 #: (short name, recipe) of the training benchmarks, in run order (the distillation needs the teacher)
 TRAINING_RECIPES = (("wavenet", "slt_wavenet"), ("iaf", "slt_iaf"), ("iaf_distill", "slt_iaf_distill"))
 
@@ -181,6 +193,15 @@ class IAFSynthesisResult:
     teacher_receptive_field: int
     peak_rss_mb: float
     machine: MachineReport = field(default_factory=MachineReport)
+    #: GFLOP (torch's FLOP counter: convolutions and matrix products) per audio second of the student
+    student_gflop_per_second: float = float("nan")
+    #: the machine's best float32 GEMM rate on the student's shape at ``threads`` threads (same run)
+    gemm_gflops: float = float("nan")
+
+    @property
+    def student_gemm_fraction(self) -> float:
+        """The student's achieved GFLOP/s at ``threads`` threads over the best reference GEMM rate."""
+        return self.student_gflop_per_second / self.student_rtf / self.gemm_gflops
 
     @property
     def student_rtf(self) -> float:
@@ -208,9 +229,10 @@ class IAFSynthesisResult:
         return self.rows[4].rtf
 
     def summary_line(self) -> str:
-        """``student_rtf=<float> teacher_rtf=<float> cpu=<model> isa=<isa> untrusted=<0|1>``."""
+        """``student_rtf= student_gemm_fraction= teacher_rtf= cpu=<model> isa=<isa> untrusted=<0|1>``."""
         return (
-            f"student_rtf={self.student_rtf:.4f} teacher_rtf={self.teacher_rtf:.4f}"
+            f"student_rtf={self.student_rtf:.4f} student_gemm_fraction={self.student_gemm_fraction:.2f} "
+            f"teacher_rtf={self.teacher_rtf:.4f}"
             + self.machine.summary_suffix()
         )
 
@@ -243,6 +265,11 @@ class IAFSynthesisResult:
             f"{self.teacher_rtf_1 / self.student_rtf_1:.0f}x at 1 thread "
             "(targets: student RTF <= 0.15, >= 20x)"
         )
+        out.append(
+            f"student arithmetic: {self.student_gflop_per_second:.1f} GFLOP per audio second, "
+            f"{self.student_gflop_per_second / self.student_rtf:.1f} GFLOP/s at {n} threads = "
+            f"{self.student_gemm_fraction:.2f} of the best GEMM rate ({self.gemm_gflops:.1f} GFLOP/s)"
+        )
         out.extend(self.machine.lines())
         out.append(self.summary_line())
         return out
@@ -258,6 +285,14 @@ class IAFSynthesisResult:
                 self.student_rtf,
                 "s/s",
                 RTF_TARGET,
+            ),
+            Metric(
+                NAME,
+                "student_gemm_fraction",
+                f"IAF student GFLOP/s / best GEMM rate, {n} thr",
+                self.student_gemm_fraction,
+                "",
+                GEMM_FRACTION_TARGET,
             ),
             Metric(
                 NAME,
@@ -473,6 +508,9 @@ def run_iaf_synthesis(settings: IAFSettings | None = None) -> IAFSynthesisResult
     settings = settings or IAFSettings()
     with MachineProbe(settings.threads) as probe:
         result = _measure_iaf_synthesis(settings)
+        rates = gemm_reference({"iaf_conv": GEMM_SHAPES["iaf_conv"]}, threads=(result.threads,),
+                               min_seconds=GEMM_QUICK_MIN_SECONDS if settings.quick else GEMM_MIN_SECONDS)
+        result.gemm_gflops = best_gemm_gflops(rates, result.threads)
     student = result.rows[0]
     check = cpu_wall_warning("IAF student RTF", min(student.cpu), min(student.wall), result.threads)
     result.machine = machine_report(probe, result.threads, [check])
@@ -515,6 +553,13 @@ def _measure_iaf_synthesis(settings: IAFSettings) -> IAFSynthesisResult:
         segment_seconds = segment.shape[2] * features.hop_length / features.sample_rate
         generator = torch.Generator().manual_seed(0)
         n, chunk = settings.threads, settings.chunk_frames
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:  # the arithmetic of the first 20 frames, per audio second
+            student.synthesize(mel[:, :, :20], 0, chunk, 1)
+        student_gflop_per_second = counter.get_total_flops() / 1e9 / (
+            min(20, mel.shape[2]) * features.hop_length / features.sample_rate)
         with torch.inference_mode():
             # the synthesis path of vocoder-synth: one exact time segment per thread
             eager = time_runs(lambda: student.synthesize(mel, 0, chunk, n), settings.repeats, n)
@@ -556,6 +601,7 @@ def _measure_iaf_synthesis(settings: IAFSettings) -> IAFSynthesisResult:
         teacher_config=describe_teacher(teacher, settings.teacher),
         teacher_receptive_field=int(teacher.receptive_field),
         peak_rss_mb=peak_rss_mb(),
+        student_gflop_per_second=student_gflop_per_second,
     )
 
 
