@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from vocoder.dsp import deemphasis, lpc_from_cepstrum, mulaw_decode, mulaw_encode
+from vocoder.models import excitation16_decode
 
 if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
     from vocoder.models import LPCNet
@@ -151,7 +152,7 @@ class SynthesisResult:
     Attributes:
         waveform: ``(B, N)`` float32 de-emphasized audio, clipped to [-1, 1].
         signal: ``(B, N)`` float64 pre-emphasized synthesized signal ``s``.
-        excitation: ``(B, N)`` int64 sampled μ-law codes ``e``.
+        excitation: ``(B, N)`` int64 sampled μ-law codes ``e`` (16-bit levels for the ``dual_softmax`` head).
         prediction: ``(B, N)`` float64 LPC predictions ``p`` used for each sample.
     """
 
@@ -265,6 +266,28 @@ def synthesize_reference(model: LPCNet, features: np.ndarray | torch.Tensor,
         return _reference_loop(model, inputs, pdf_floor)
 
 
+def _sample_dual_softmax(model: LPCNet, h_b: torch.Tensor, exponent: torch.Tensor, uniforms: torch.Tensor,
+                         pdf_floor: float) -> torch.Tensor:
+    """16-bit levels ``(B,)`` from the ``dual_softmax`` head with one uniform per sample.
+
+    The coarse value is drawn from the tempered, floored coarse distribution by inverse CDF (the
+    DualFC head's rule); the uniform's position inside the chosen coarse bin, rescaled to [0, 1),
+    then draws the fine value from p(fine | coarse) — one uniform, an exact sample of both stages.
+    """
+    head = model.dual_softmax
+    coarse_p = tempered_distribution(head.coarse_logits(h_b).double(), exponent, pdf_floor)
+    cdf = torch.cumsum(coarse_p, dim=-1)
+    threshold = uniforms.to(cdf.dtype) * cdf[..., -1]
+    coarse = (cdf <= threshold.unsqueeze(-1)).sum(-1).clamp(max=coarse_p.shape[-1] - 1)
+    below = torch.where(coarse > 0, cdf.gather(-1, (coarse - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1),
+                        torch.zeros_like(threshold))
+    mass = coarse_p.gather(-1, coarse.unsqueeze(-1)).squeeze(-1)
+    inner = ((threshold - below) / mass.clamp_min(torch.finfo(mass.dtype).tiny)).clamp(0.0, 1.0 - 1e-12)
+    fine_p = torch.softmax(head.fine_logits(h_b, coarse).double(), dim=-1)
+    fine = sample_inverse_cdf(fine_p, inner)
+    return (coarse << head.fine_bits) | fine
+
+
 def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) -> SynthesisResult:
     """The per-sample loop of :func:`synthesize_reference`."""
     batch, frames, _ = inputs.a_frame.shape
@@ -287,6 +310,7 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
     excitation = torch.zeros(batch, n_samples, dtype=torch.int64, device=device)
     prediction = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
     bits = model.mulaw_bits
+    dual_softmax = getattr(model, "output_head", "dualfc") == "dual_softmax"
 
     def gru_update(x: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         size = h.shape[-1]
@@ -305,13 +329,20 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
         h_a = gru_update(x_a, F.linear(h_a, w_hh_a, b_hh_a), h_a)
         x_b = inputs.b_frame[:, f] + F.linear(h_a, w_ih_b)
         h_b = gru_update(x_b, F.linear(h_b, w_hh_b, b_hh_b), h_b)
-        logits = model.dual_fc(h_b).double()
-        distribution = tempered_distribution(logits, exponent[:, f], pdf_floor)
-        excitation_code = sample_inverse_cdf(distribution, uniforms[:, t])
-        sample = predicted + mulaw_decode(excitation_code.double(), bits)
+        if dual_softmax:
+            level = _sample_dual_softmax(model, h_b, exponent[:, f], uniforms[:, t], pdf_floor)
+            value = excitation16_decode(level)
+            excitation_code = mulaw_encode(value, bits)  # the network's input stays 8-bit μ-law
+            sample = predicted + value
+            excitation[:, t] = level
+        else:
+            logits = model.dual_fc(h_b).double()
+            distribution = tempered_distribution(logits, exponent[:, f], pdf_floor)
+            excitation_code = sample_inverse_cdf(distribution, uniforms[:, t])
+            sample = predicted + mulaw_decode(excitation_code.double(), bits)
+            excitation[:, t] = excitation_code
         history = torch.cat([sample[:, None], history[:, :-1]], dim=1)
         signal[:, t] = sample
-        excitation[:, t] = excitation_code
         prediction[:, t] = predicted
 
     signal_np = signal.cpu().numpy()

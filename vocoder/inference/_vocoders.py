@@ -95,7 +95,8 @@ class LPCNetVocoder(Vocoder):
         super().__init__(model, features)
         if tempering not in TEMPERING:
             raise SynthesisError(f"tempering={tempering!r}: must be one of {', '.join(TEMPERING)}")
-        self.backend = backend
+        # the numba/int8 synthesizers implement the DualFC head; other heads use the torch loop
+        self.backend = backend if getattr(model, "output_head", "dualfc") == "dualfc" else "torch"
         self.threads = threads
         self.tempering = tempering
 

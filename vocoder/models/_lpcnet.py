@@ -42,6 +42,7 @@ from torch import nn
 
 from vocoder.layers import (
     DualFC,
+    DualSoftmax,
     gru_backward_step,
     gru_forward_step,
     input_gates_backward,
@@ -218,6 +219,23 @@ def gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.T
 
 #: Initialization schemes of :class:`LPCNet`.
 INIT_SCHEMES = ("xiph", "per_gate")
+#: Output heads of :class:`LPCNet`: xiph's DualFC over the 8-bit μ-law excitation, or a conditional
+#: dual softmax over the 16-bit linear excitation (:class:`vocoder.layers.DualSoftmax`, 8 + 8 bits).
+OUTPUT_HEADS = ("dualfc", "dual_softmax")
+#: Levels of the 16-bit excitation of the ``dual_softmax`` head: ``e = v / 32767.5 − 1`` for ``v`` in
+#: ``[0, 65535]`` (pre-emphasized domain, no companding).
+EXCITATION16_LEVELS = 65536
+
+
+def excitation16_encode(excitation: torch.Tensor) -> torch.Tensor:
+    """16-bit level of a linear excitation in [-1, 1]: ``round((e + 1)·32767.5)`` clamped (int64)."""
+    scale = (EXCITATION16_LEVELS - 1) / 2.0
+    return torch.round((excitation.double().clamp(-1.0, 1.0) + 1.0) * scale).long()
+
+
+def excitation16_decode(levels: torch.Tensor) -> torch.Tensor:
+    """Linear excitation (float64) of 16-bit levels: ``v / 32767.5 − 1``."""
+    return levels.double() / ((EXCITATION16_LEVELS - 1) / 2.0) - 1.0
 
 
 class LPCNet(nn.Module):
@@ -237,6 +255,10 @@ class LPCNet(nn.Module):
         gru_b_size: units of GRU_B (16).
         mulaw_bits: μ-law depth (8 → 256 levels).
         lpc_order: order of the LPC predictor that produces ``p_t`` (16; used by synthesis).
+        output_head: ``dualfc`` (xiph: DualFC → logits over the 8-bit μ-law excitation) or
+            ``dual_softmax`` (p(coarse) · p(fine | coarse) over the 16-bit linear excitation; the
+            network's inputs stay 8-bit μ-law codes, sampling tempers the coarse distribution and runs
+            on the torch backend).
         init: ``xiph`` (Keras defaults of xiph's reference: Glorot-uniform over each GRU's whole input
             kernel, orthogonal whole recurrent kernel, period embedding uniform ±0.05) or
             ``per_gate`` (the earlier scheme: Glorot/orthogonal per gate, period embedding N(0, 1)).
@@ -261,8 +283,11 @@ class LPCNet(nn.Module):
         mulaw_bits: int = 8,
         lpc_order: int = 16,
         init: str = "xiph",
+        output_head: str = "dualfc",
     ) -> None:
         super().__init__()
+        if output_head not in OUTPUT_HEADS:
+            raise ValueError(f"output_head must be one of {OUTPUT_HEADS}, got {output_head!r}")
         if init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES}, got {init!r}")
         if n_features < 3:
@@ -274,8 +299,9 @@ class LPCNet(nn.Module):
             "conv_kernel_size": conv_kernel_size, "pitch_embedding_size": pitch_embedding_size,
             "n_pitch_periods": n_pitch_periods, "sample_embedding_size": sample_embedding_size,
             "gru_a_size": gru_a_size, "gru_b_size": gru_b_size, "mulaw_bits": mulaw_bits,
-            "lpc_order": lpc_order, "init": init,
+            "lpc_order": lpc_order, "init": init, "output_head": output_head,
         }
+        self.output_head = output_head
         self.init = init
         self.n_features = n_features
         self.hop_length = hop_length
@@ -299,7 +325,10 @@ class LPCNet(nn.Module):
         self.sample_embedding = nn.Embedding(self.n_levels, sample_embedding_size)
         self.gru_a = nn.GRU(3 * sample_embedding_size + frame_channels, gru_a_size, batch_first=True)
         self.gru_b = nn.GRU(gru_a_size + frame_channels, gru_b_size, batch_first=True)
-        self.dual_fc = DualFC(gru_b_size, self.n_levels)
+        if output_head == "dualfc":
+            self.dual_fc = DualFC(gru_b_size, self.n_levels)
+        else:
+            self.dual_softmax = DualSoftmax(gru_b_size, coarse_bits=8, fine_bits=8)
         self.reset_parameters()
 
     # ----------------------------------------------------------------------------------- setup
@@ -463,7 +492,8 @@ class LPCNet(nn.Module):
             initial_state: GRU states ``((B, gru_a_size), (B, gru_b_size))``; zeros if omitted.
 
         Returns:
-            logits ``(B, N, levels)`` and the final GRU states.
+            logits ``(B, N, levels)`` (``dual_softmax`` head: GRU_B states ``(B, N, gru_b_size)``, see
+            :meth:`output_layer`) and the final GRU states.
         """
         batch, frames, _ = conditioning.shape
         n_samples = frames * self.hop_length
@@ -493,7 +523,7 @@ class LPCNet(nn.Module):
         repeated = conditioning.repeat_interleave(self.hop_length, dim=1)
         a, h_a = self.gru_a(torch.cat([embedded, repeated], -1), state[0].unsqueeze(0).contiguous())
         b, h_b = self.gru_b(torch.cat([a, repeated], -1), state[1].unsqueeze(0).contiguous())
-        return self.dual_fc(b), (h_a.reshape(batch, -1), h_b.reshape(batch, -1))
+        return self.output_layer(b), (h_a.reshape(batch, -1), h_b.reshape(batch, -1))
 
     def _sample_rate_tables(self, conditioning: torch.Tensor, signal_in: torch.Tensor,
                             prediction: torch.Tensor, excitation_in: torch.Tensor,
@@ -521,7 +551,12 @@ class LPCNet(nn.Module):
         b_input = F.linear(a, b_weight).view(frames, hop, batch, b_gates)
         b_input = (b_input + b_frame.transpose(0, 1).unsqueeze(1)).view(n_samples, batch, b_gates)
         b = gru_sequence(b_input, state[1], self.gru_b.weight_hh_l0, self.gru_b.bias_hh_l0)
-        return self.dual_fc(b.transpose(0, 1)), (a[-1], b[-1])
+        return self.output_layer(b.transpose(0, 1)), (a[-1], b[-1])
+
+    def output_layer(self, h_b: torch.Tensor) -> torch.Tensor:
+        """``dualfc``: logits ``(..., levels)`` of GRU_B's states; ``dual_softmax``: the states themselves
+        (the head's :meth:`~vocoder.layers.DualSoftmax.log_prob` / ``sample`` take them)."""
+        return self.dual_fc(h_b) if self.output_head == "dualfc" else h_b
 
     def forward(
         self,
@@ -541,7 +576,8 @@ class LPCNet(nn.Module):
             initial_state: GRU states ``((B, gru_a_size), (B, gru_b_size))``; zeros if omitted.
 
         Returns:
-            ``(B, N, levels)`` logits of ``e_t``, ``N = F · hop_length``.
+            ``(B, N, levels)`` logits of ``e_t``, ``N = F · hop_length`` (``dual_softmax`` head: GRU_B
+            states ``(B, N, gru_b_size)`` for ``model.dual_softmax.log_prob``).
         """
         conditioning = self.frame_rate_network(features)
         logits, _ = self.sample_rate_network(conditioning, signal_in, prediction, excitation_in,

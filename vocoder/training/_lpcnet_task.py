@@ -18,6 +18,7 @@ from vocoder.data import (
     load_utterance,
     read_split,
 )
+from vocoder.models import excitation16_encode
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import (
     ExcitationNoise,
@@ -37,7 +38,8 @@ SPARSE_TRAINING_DENSITY = 0.5
 class LPCNetTask(TrainingModule):
     """Trains :class:`vocoder.models.LPCNet` the paper's way.
 
-    Loss terms: ``excitation_ce`` (cross-entropy of the μ-law excitation e_t).
+    Loss terms: ``excitation_ce`` (cross-entropy of the μ-law excitation e_t; with the model's
+    ``dual_softmax`` head, of the 16-bit linear excitation as p(coarse) · p(fine | coarse)).
 
     Args:
         model: the LPCNet network (its normalization buffers are set from the cache's statistics).
@@ -126,8 +128,12 @@ class LPCNetTask(TrainingModule):
             corrupted = self.noise(clean) if noisy else clean
             inputs = lpcnet_training_inputs(clean, corrupted, batch["lpc"], self.features.hop_length,
                                             self.history, bits=self.features.mulaw_bits)
-        logits = model(batch["features"], inputs["signal_in"], inputs["prediction"], inputs["excitation_in"])
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), inputs["target"].reshape(-1))
+        out = model(batch["features"], inputs["signal_in"], inputs["prediction"], inputs["excitation_in"])
+        if getattr(model, "output_head", "dualfc") == "dual_softmax":
+            # 16-bit linear excitation of the clean sample minus the (noisy-past) prediction
+            target = excitation16_encode(clean[:, self.history:].double() - inputs["prediction_value"])
+            return model.dual_softmax.nll(out, target.to(out.device))
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), inputs["target"].reshape(-1))
 
     def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         return {"excitation_ce": self._excitation_ce(self.model, batch, noisy=True)}
@@ -182,7 +188,8 @@ class LPCNetTask(TrainingModule):
         for uid in read_split(self.cache_dir, "dev")[:count]:
             utt = load_utterance(self.cache_dir, uid)
             feats = utt.features[:frames]
-            audio = lpcnet_synthesize(model, feats, lpc=utt.lpc[:frames], seed=0)
+            backend = "torch" if getattr(model, "output_head", "dualfc") != "dualfc" else "fast"
+            audio = lpcnet_synthesize(model, feats, lpc=utt.lpc[:frames], seed=0, backend=backend)
             examples.append(Example(name=uid, audio=np.asarray(audio), reference=utt.audio[: len(audio)],
                                     sample_rate=self.features.sample_rate))
         return examples

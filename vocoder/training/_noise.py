@@ -84,7 +84,8 @@ def lpcnet_training_inputs(clean: torch.Tensor, noisy: torch.Tensor, lpc: torch.
 
     Returns:
         dict of int64 ``(B, N)`` codes: ``signal_in`` (s_{t−1}, noisy), ``prediction`` (p_t),
-        ``excitation_in`` (e_{t−1} = noisy s_{t−1} − p_{t−1}) and ``target`` (e_t = clean s_t − p_t).
+        ``excitation_in`` (e_{t−1} = noisy s_{t−1} − p_{t−1}) and ``target`` (e_t = clean s_t − p_t);
+        plus float64 ``prediction_value`` (p_t itself, for heads that predict the linear excitation).
     """
     order = lpc.shape[-1]
     if history < order + 1:
@@ -102,6 +103,7 @@ def lpcnet_training_inputs(clean: torch.Tensor, noisy: torch.Tensor, lpc: torch.
         "prediction": mulaw_encode(prediction, bits),
         "excitation_in": mulaw_encode(previous - previous_prediction, bits),
         "target": mulaw_encode(clean[:, history:] - prediction, bits),
+        "prediction_value": prediction.detach().to(torch.float64),
     }
 
 
@@ -175,6 +177,7 @@ def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragm
     prediction_codes = np.zeros((batch, n), np.int64)
     excitation_in = np.zeros((batch, n), np.int64)
     target = np.zeros((batch, n), np.int64)
+    prediction_values = np.zeros((batch, n))
     log_mu = math.log1p(mu)
     mid = (levels.shape[0] + 1) // 2
     for b in range(batch):
@@ -192,6 +195,7 @@ def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragm
                 prediction_codes[b, i] = np.searchsorted(levels, p, side="right")
                 excitation_in[b, i] = previous_code
                 target[b, i] = e_code
+                prediction_values[b, i] = p
             noisy = min(max(e_code + noise[b, t], 0), levels.shape[0])
             u = noisy * (2.0 / mu) - 1.0
             value = math.copysign(math.expm1(abs(u) * log_mu) / mu, u)
@@ -199,7 +203,7 @@ def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragm
                 past[k] = past[k - 1]
             past[0] = p + value
             previous_code = noisy
-    return signal_in, prediction_codes, excitation_in, target
+    return signal_in, prediction_codes, excitation_in, target, prediction_values
 
 
 def excitation_noise_inputs(clean: torch.Tensor, lpc: torch.Tensor, noise: torch.Tensor, hop_length: int,
@@ -221,7 +225,7 @@ def excitation_noise_inputs(clean: torch.Tensor, lpc: torch.Tensor, noise: torch
 
     Returns:
         dict of int64 ``(B, N)`` codes: ``signal_in`` (code of s̃_{t−1}), ``prediction`` (p_t),
-        ``excitation_in`` (ẽ_{t−1}) and ``target`` (e_t).
+        ``excitation_in`` (ẽ_{t−1}) and ``target`` (e_t); plus float64 ``prediction_value`` (p_t).
     """
     from vocoder.dsp._mulaw import _decision_levels
 
@@ -232,5 +236,5 @@ def excitation_noise_inputs(clean: torch.Tensor, lpc: torch.Tensor, noise: torch
         np.ascontiguousarray(noise.cpu().numpy(), np.int64),
         _decision_levels(bits), hop_length, history, float(mu),
     )
-    names = ("signal_in", "prediction", "excitation_in", "target")
+    names = ("signal_in", "prediction", "excitation_in", "target", "prediction_value")
     return {name: torch.from_numpy(a).to(clean.device) for name, a in zip(names, arrays, strict=True)}
