@@ -255,3 +255,22 @@ def test_xiph_feature_file_round_trip_and_layout(tmp_path, slt_root):
     (tmp_path / "bad.f32").write_bytes(b"\0" * (36 * 4 + 4))
     with pytest.raises(DataError, match="bad.f32.*whole number"):
         read_xiph_features(tmp_path / "bad.f32")
+
+
+def test_earlier_pitch_correlation_stays_selectable(slt_root):
+    import soundfile as sf
+
+    from vocoder.data import FeatureSettings
+    from vocoder.dsp import lpcnet_features, pitch_track
+
+    audio, _ = sf.read(sorted((slt_root / "wav").glob("*.wav"))[0])
+    audio = audio[:16000].astype(np.float32)
+    xiph, _ = lpcnet_features(audio)
+    ncc, _ = lpcnet_features(audio, pitch_correlation="ncc")
+    np.testing.assert_array_equal(xiph[:, :19], ncc[:, :19])
+    np.testing.assert_allclose(ncc[:, 19], pitch_track(audio)[1] - 0.5, atol=1e-6)
+    assert ncc[:, 19].mean() > xiph[:, 19].mean()  # the NCC runs higher in voiced speech
+    # a cache made with the other statistic is stale; the default keeps existing caches fresh
+    assert FeatureSettings(pitch_correlation="ncc").fingerprint() != FeatureSettings().fingerprint()
+    with pytest.raises(ValueError, match="pitch_correlation"):
+        lpcnet_features(audio, pitch_correlation="yin")

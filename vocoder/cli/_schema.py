@@ -83,6 +83,8 @@ class FeaturesConfig(_FeaturesFields):
             raise bad("lpc_order", f"must be in [1, {MAX_LPC_ORDER}]")
         if not 1 <= self.mulaw_bits <= 16:
             raise bad("mulaw_bits", "must be in [1, 16]")
+        if self.pitch_correlation not in ("xiph", "ncc"):
+            raise bad("pitch_correlation", "expected one of xiph, ncc")
 
     def settings(self) -> FeatureSettings:
         """The immutable :class:`~vocoder.data.FeatureSettings` of these values."""

@@ -173,6 +173,7 @@ def compute_features(
         sample_rate=settings.sample_rate,
         preemphasis=settings.preemphasis,
         lpc_order=settings.lpc_order,
+        pitch_correlation=settings.pitch_correlation,
     )
     return {"audio": trimmed, "mel": mel, "features": features, "lpc": lpc}
 

@@ -28,6 +28,7 @@ class FeatureSettings:
     preemphasis: float = 0.85
     lpc_order: int = 16
     mulaw_bits: int = 8
+    pitch_correlation: str = "xiph"
 
     def fingerprint(self) -> str:
         """A short hash of every setting and of the feature definition's version: a cache entry made
@@ -35,4 +36,6 @@ class FeatureSettings:
         from vocoder.dsp import FEATURES_VERSION
 
         described = {**asdict(self), "lpcnet_features_version": FEATURES_VERSION}
+        if described["pitch_correlation"] == "xiph":  # the default keeps the caches made before the setting
+            del described["pitch_correlation"]
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]

@@ -32,6 +32,8 @@ NB_BFCC = 18
 PITCH_PERIOD_INDEX = 18
 PITCH_CORRELATION_INDEX = 19
 NB_FEATURES = 20
+#: Pitch-correlation statistics of :func:`lpcnet_features`.
+PITCH_CORRELATIONS = ("xiph", "ncc")
 #: Version of the feature definition: a cache made with another version is stale.
 FEATURES_VERSION = 2
 #: xiph's pitch storage: ``f = (T − PERIOD_OFFSET) / PERIOD_SCALE``.
@@ -153,6 +155,7 @@ def lpcnet_features(
     sample_rate: int = LPCNET_SAMPLE_RATE,
     preemphasis: float = DEFAULT_ALPHA,
     lpc_order: int = 16,
+    pitch_correlation: str = "xiph",
 ) -> tuple[np.ndarray, np.ndarray]:
     """LPCNet features and LPC coefficients per 10 ms frame.
 
@@ -167,6 +170,9 @@ def lpcnet_features(
         sample_rate: must be 16000.
         preemphasis: pre-emphasis coefficient α of ``1 − α z⁻¹`` (LPCNet: 0.85).
         lpc_order: LPC order (LPCNet: 16).
+        pitch_correlation: ``xiph`` (:func:`xiph_pitch_correlation`) or ``ncc`` (this project's earlier
+            statistic: the tracker's normalized cross-correlation of band-passed speech, which runs
+            higher in voiced speech); stored as ``value − 0.5`` either way.
 
     Returns:
         ``(features, lpc)``: ``features`` ``(N // 160, 20)`` float32 = 18 BFCC, xiph's stored pitch
@@ -184,12 +190,15 @@ def lpcnet_features(
     n_frames = x.shape[0] // FRAME_SIZE
     emphasized = _preemphasis(x, preemphasis) if preemphasis else x
     bfcc = _bfcc_from_pcm(emphasized * PCM_SCALE, n_frames)
-    period, _ = pitch_track(x, sample_rate)
+    if pitch_correlation not in PITCH_CORRELATIONS:
+        raise ValueError(f"pitch_correlation must be one of {PITCH_CORRELATIONS}, got {pitch_correlation!r}")
+    period, ncc = pitch_track(x, sample_rate)
     features = np.empty((n_frames, NB_FEATURES), dtype=np.float32)
     features[:, :NB_BFCC] = bfcc
     features[:, PITCH_PERIOD_INDEX] = period_to_feature(period)
     # LPC from the float32 BFCC that are stored, so that synthesis from `features` reproduces `lpc`.
     lpc = lpc_from_cepstrum(features[:, :NB_BFCC], order=lpc_order)
-    correlation = xiph_pitch_correlation(emphasized * PCM_SCALE, lpc, period)
+    correlation = (xiph_pitch_correlation(emphasized * PCM_SCALE, lpc, period) if pitch_correlation == "xiph"
+                   else ncc)
     features[:, PITCH_CORRELATION_INDEX] = correlation - CORRELATION_OFFSET
     return features, lpc.astype(np.float32, copy=False)

@@ -103,7 +103,8 @@ class LPCNetVocoder(Vocoder):
     def analyze(self, wave: np.ndarray) -> np.ndarray:
         from vocoder.dsp import lpcnet_features
 
-        feats, _ = lpcnet_features(wave, self.sample_rate, self.features.preemphasis, self.features.lpc_order)
+        feats, _ = lpcnet_features(wave, self.sample_rate, self.features.preemphasis, self.features.lpc_order,
+                                   pitch_correlation=self.features.pitch_correlation)
         return feats
 
     @torch.no_grad()
