@@ -39,8 +39,9 @@ def run(cfg: DictConfig) -> int:
     if cfg.batch_size < 1:
         fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
     options = {"threads": cfg.threads} if cfg.threads else {}
-    if cfg.get("tempering") not in (None, "xiph"):
-        options["tempering"] = cfg.tempering  # LPCNet only: other families reject it
+    for key, default in (("tempering", "xiph"), ("backend", "fast")):  # LPCNet only: others reject them
+        if cfg.get(key) not in (None, default):
+            options[key] = cfg[key]
     vocoder = load(cfg.checkpoint, use_ema=cfg.use_ema, **options)
     inputs = collect_inputs(Path(cfg.input), cfg.split)
     if cfg.limit:

@@ -83,6 +83,10 @@ def _pad_frames(items: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
     return batch, lengths
 
 
+#: LPCNet synthesizers: numba float, 8-bit weights and products, the torch reference loop.
+LPCNET_BACKENDS = ("fast", "int8", "torch")
+
+
 class LPCNetVocoder(Vocoder):
     """LPCNet: 20 features per 10 ms frame → waveform via the fast numba sampler."""
 
@@ -95,6 +99,8 @@ class LPCNetVocoder(Vocoder):
         super().__init__(model, features)
         if tempering not in TEMPERING:
             raise SynthesisError(f"tempering={tempering!r}: must be one of {', '.join(TEMPERING)}")
+        if backend not in LPCNET_BACKENDS:
+            raise SynthesisError(f"backend={backend!r}: must be one of {', '.join(LPCNET_BACKENDS)}")
         # the numba/int8 synthesizers implement the DualFC head; other heads use the torch loop
         self.backend = backend if getattr(model, "output_head", "dualfc") == "dualfc" else "torch"
         self.threads = threads
@@ -256,3 +262,6 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
         return VOCODERS[family].from_checkpoint(model, features, state.get("module", {}), **options)
     except SynthesisError as exc:
         raise SynthesisError(f"{checkpoint}: {exc}") from None
+    except TypeError as exc:  # an option another model family does not have (e.g. tempering= for IAF)
+        raise SynthesisError(f"{checkpoint}: a {family} does not take these options "
+                             f"({', '.join(sorted(options))}): {exc}") from None
