@@ -359,8 +359,8 @@ def test_parse_only_keeps_run_order(text, expected):
     "script,args,n_lines",
     [
         ("bench_features.py", ["--quick", "--root", str(KATHLEEN)], 11),
-        ("bench_lpcnet.py", ["--quick"], 11),
-        ("bench_iaf.py", ["--quick"], 13),
+        ("bench_lpcnet.py", ["--quick"], 16),
+        ("bench_iaf.py", ["--quick"], 14),
         ("bench_mlpg.py", ["--quick"], 7),
     ],
 )

@@ -106,7 +106,8 @@ def test_paper_size_defaults_and_config_roundtrip():
     small = LPCNet(**SMALL)
     rebuilt = LPCNet(**small.config)
     rebuilt.load_state_dict(small.state_dict())
-    assert all(isinstance(v, int) for k, v in small.config.items() if k != "init") and small.config["init"] == "xiph"
+    assert all(isinstance(v, int) for k, v in small.config.items() if k not in ("init", "output_head"))
+    assert small.config["init"] == "xiph" and small.config["output_head"] == "dualfc"
 
 
 def test_sample_rate_path_is_causal():

@@ -109,7 +109,6 @@ __all__ = [
     "run_mlpg",
     "run_suite",
     "worker_function",
-    "worker_function",
     "run_worker",
     "train_recipe",
 ]

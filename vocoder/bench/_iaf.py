@@ -291,7 +291,7 @@ class IAFSynthesisResult:
                 "student_gemm_fraction",
                 f"IAF student GFLOP/s / best GEMM rate, {n} thr",
                 self.student_gemm_fraction,
-                "",
+                "of peak",
                 GEMM_FRACTION_TARGET,
             ),
             Metric(

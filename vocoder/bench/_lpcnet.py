@@ -296,7 +296,7 @@ class LPCNetResult:
                 "train_gemm_fraction",
                 "LPCNet dense training GFLOP/s / GEMM reference",
                 t.gemm_fraction,
-                "",
+                "of peak",
                 TRAIN_GEMM_TARGET,
             ),
             Metric(
