@@ -229,6 +229,7 @@ def test_crops_follow_the_seed_and_the_dev_split_is_whole_utterances(cache):
     utt = load_utterance(cache, uid)
     item = train[(1, 123)]
     start = int(np.random.default_rng(123).integers(0, utt.mel.shape[0] - FRAMES + 1))
+    # exact: the crop is a slice of the cached arrays, no arithmetic
     np.testing.assert_array_equal(item["features"].numpy(), utt.features[start : start + FRAMES])
     np.testing.assert_array_equal(item["mel"].numpy(), utt.mel[start : start + FRAMES])
     assert not torch.equal(train[(1, 123)]["mel"], train[(1, 124)]["mel"])
