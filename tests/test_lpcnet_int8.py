@@ -237,3 +237,14 @@ def test_int8_float32_and_backend_option(sparse_model):
     direct = synthesize_int8(model32, features, seed=1)
     np.testing.assert_array_equal(direct.waveform[0], wave)
     assert len(np.unique(direct.excitation)) > 20
+
+
+def test_int8_gemv_called_from_python_runs_the_exact_portable_product():
+    from vocoder.layers._int8 import int8_block_gemv, pack_int8_blocks
+
+    rng = np.random.default_rng(5)
+    q = rng.integers(-127, 128, (32, 8)).astype(np.int8)
+    x = rng.integers(-127, 128, 8).astype(np.int8)
+    y = np.zeros(32)
+    int8_block_gemv(*pack_int8_blocks(q), x, np.ones(32), y)
+    np.testing.assert_array_equal(y, q.astype(np.int64) @ x.astype(np.int64))

@@ -256,14 +256,15 @@ def int8_block_gemv(row_ptr, col_idx, weights, xq, scale, y):
     int8 from :func:`pack_int8_blocks`, ``xq`` int8 activations, ``scale`` and ``y`` float32 or
     float64 of length ≥ 16·(len(row_ptr) − 1). Numba code only; the implementation is chosen for the
     compile target (:func:`int8_isa`). :func:`int8_dense_gemv` is the same for a matrix packed with
-    every block kept (consecutive columns: one load per group instead of four).
+    every block kept (consecutive columns: one load per group instead of four). Called from Python it
+    runs the portable kernel (the same exact integer sums).
     """
-    raise NotImplementedError("int8_block_gemv is called from numba code")
+    int8_block_gemv_generic(row_ptr, col_idx, weights, xq, scale, y)
 
 
 def int8_dense_gemv(row_ptr, col_idx, weights, xq, scale, y):
     """:func:`int8_block_gemv` for a matrix packed with every block kept (see there)."""
-    raise NotImplementedError("int8_dense_gemv is called from numba code")
+    int8_block_gemv_generic(row_ptr, col_idx, weights, xq, scale, y)
 
 
 def _int8_overload(avx2_product):
