@@ -342,6 +342,36 @@ def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diago
         start += group
 
 
+def run_synthesis_kernel(kernel, arguments: tuple, batch: int, n_samples: int, threads: int) -> SynthesisResult:
+    """Run a per-utterance sampling kernel ``kernel(*arguments, first, last, excitation, signal, prediction)``
+    over ``batch`` utterances split into contiguous ranges on up to ``threads`` threads (nogil kernels)."""
+    excitation = np.zeros((batch, n_samples), np.int64)
+    signal = np.zeros((batch, n_samples), np.float64)
+    prediction = np.zeros((batch, n_samples), np.float64)
+    workers = max(1, min(int(threads), batch))
+    bounds = [round(i * batch / workers) for i in range(workers + 1)]
+    jobs = [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+    errors: list[BaseException] = []
+
+    def run(first: int, last: int) -> None:
+        try:
+            kernel(*arguments, first, last, excitation, signal, prediction)
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    if len(jobs) == 1:
+        run(*jobs[0])
+    else:
+        pool = [threading.Thread(target=run, args=job) for job in jobs]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+
+
 def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
                     lpc: np.ndarray | torch.Tensor | None = None,
                     seed: int = 0, uniforms: np.ndarray | None = None, dtype: np.dtype | type | None = None,
@@ -391,31 +421,7 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
         np.ascontiguousarray(inputs.uniforms), mulaw_decision_levels(model.mulaw_bits), model.hop_length,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
     )
-    excitation = np.zeros((batch, n_samples), np.int64)
-    signal = np.zeros((batch, n_samples), np.float64)
-    prediction = np.zeros((batch, n_samples), np.float64)
-    workers = max(1, min(int(threads), batch))
-    bounds = [round(i * batch / workers) for i in range(workers + 1)]
-    jobs = [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
-    errors: list[BaseException] = []
-
-    def run(first: int, last: int) -> None:
-        try:
-            _synthesize_kernel(*arguments, first, last, excitation, signal, prediction)
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
-
-    if len(jobs) == 1:
-        run(*jobs[0])
-    else:
-        pool = [threading.Thread(target=run, args=job) for job in jobs]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-    if errors:
-        raise errors[0]
-    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+    return run_synthesis_kernel(_synthesize_kernel, arguments, batch, n_samples, threads)
 
 
 def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,

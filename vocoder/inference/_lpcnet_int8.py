@@ -20,7 +20,6 @@ for sample); float32 is the fast mode.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,8 +34,9 @@ from vocoder.inference._lpcnet_fast import (
     _mulaw_encode,
     _total,
     mulaw_decision_levels,
+    run_synthesis_kernel,
 )
-from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, finish_waveform, prepare_synthesis
+from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
 from vocoder.layers import (
     FASTMATH,
     int8_block_gemv,
@@ -343,28 +343,4 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
         np.ascontiguousarray(inputs.uniforms), mulaw_decision_levels(model.mulaw_bits), model.hop_length,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
     )
-    excitation = np.zeros((batch, n_samples), np.int64)
-    signal = np.zeros((batch, n_samples), np.float64)
-    prediction = np.zeros((batch, n_samples), np.float64)
-    workers = max(1, min(int(threads), batch))
-    bounds = [round(i * batch / workers) for i in range(workers + 1)]
-    jobs = [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
-    errors: list[BaseException] = []
-
-    def run(first: int, last: int) -> None:
-        try:
-            _synthesize_int8_kernel(*arguments, first, last, excitation, signal, prediction)
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
-
-    if len(jobs) == 1:
-        run(*jobs[0])
-    else:
-        pool = [threading.Thread(target=run, args=job) for job in jobs]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-    if errors:
-        raise errors[0]
-    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+    return run_synthesis_kernel(_synthesize_int8_kernel, arguments, batch, n_samples, threads)
