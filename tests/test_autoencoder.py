@@ -153,3 +153,64 @@ def test_vocoder_train_runs_the_recipe_on_the_sample_corpus(tmp_path, variant):
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = r"validation: rec [0-9.]+ kl [0-9.]+" if variant else r"validation: rec [0-9.]+ total"
     assert re.search(expected, proc.stdout), proc.stdout[-2000:]
+    # the pretrained LPCNet driven by the decoded features of the dev utterance
+    synth = [f"checkpoint=pretrained:kathleen_lpcnet", f"codec={tmp_path / 'exp' / 'checkpoints' / 'last.pt'}",
+             f"input={tmp_path / 'cache'}", "split=dev", f"output_dir={tmp_path / 'coded'}"]
+    proc = subprocess.run([sys.executable, "-m", "vocoder.synth", *synth], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "conditioning through the codec" in proc.stdout and "wrote 1 wav files" in proc.stdout, proc.stdout
+    assert len(list((tmp_path / "coded").glob("*.wav"))) == 1
+
+
+class _Recorder:
+    """Stands in for a loaded vocoder: records the conditioning it is asked to synthesize."""
+
+    conditioning_key = "features"
+    batched = True
+
+    def __init__(self):
+        from vocoder.data import FeatureSettings
+
+        self.model = torch.nn.Identity()
+        self.features = FeatureSettings()
+        self.seen = []
+
+    def analyze(self, wave):
+        raise AssertionError("not used")
+
+    def synthesize(self, conditioning, seed=0):
+        self.seen.extend(conditioning)
+        return [c[:, 0].copy() for c in conditioning]
+
+
+@pytest.mark.parametrize("downsample", [1, 3])
+def test_coded_vocoder_synthesizes_from_the_decoded_features(downsample):
+    from vocoder.inference import CodedVocoder, FeatureCodec
+
+    model = make_model(downsample=downsample).float()
+    codec = FeatureCodec(model, "features")
+    inner = _Recorder()
+    coded = CodedVocoder(inner, codec)
+    inputs = [torch.randn(n, 5).numpy() for n in (7, 10)]
+    coded.synthesize(inputs)
+    for x, seen in zip(inputs, inner.seen):
+        assert seen.shape == x.shape
+        with torch.no_grad():
+            expected = model.decode(model.encode(torch.from_numpy(x)[None]), frames=len(x))[0].numpy()
+        assert torch.allclose(torch.from_numpy(seen), torch.from_numpy(expected), rtol=0, atol=0)
+        assert not torch.allclose(torch.from_numpy(seen), torch.from_numpy(x), atol=1e-2)  # it really went through
+    assert codec.encode(inputs[1]).shape == (-(-10 // downsample), 3)
+
+
+def test_codec_refuses_what_it_cannot_feed():
+    from vocoder.inference import CodedVocoder, FeatureCodec, SynthesisError
+
+    codec = FeatureCodec(make_model().float(), "mel")
+    with pytest.raises(SynthesisError, match="trained on mel but the vocoder is conditioned on features"):
+        CodedVocoder(_Recorder(), codec)
+    coded = CodedVocoder(_Recorder(), FeatureCodec(make_model().float(), "features"))
+    with pytest.raises(SynthesisError, match="takes 5 values per frame, the inputs have 4"):
+        coded.synthesize([torch.randn(6, 4).numpy()])
+    with pytest.raises(SynthesisError, match=r"codec=pretrained:kathleen_lpcnet: holds a LPCNet, not a feature autoencoder"):
+        FeatureCodec.load("pretrained:kathleen_lpcnet")

@@ -19,6 +19,8 @@ def run(cfg: DictConfig) -> int:
     from tqdm.auto import tqdm
 
     from vocoder.inference import (
+        CodedVocoder,
+        FeatureCodec,
         collect_inputs,
         export_torchscript,
         load,
@@ -43,6 +45,11 @@ def run(cfg: DictConfig) -> int:
         if cfg.get(key) not in (None, default):
             options[key] = cfg[key]
     vocoder = load(cfg.checkpoint, use_ema=cfg.use_ema, **options)
+    if cfg.get("codec"):
+        codec = FeatureCodec.load(cfg.codec)
+        vocoder = CodedVocoder(vocoder, codec)
+        print(f"conditioning through the codec {cfg.codec}: {codec.latent_size} latent values per "
+              f"{codec.downsample} frame(s)")
     inputs = collect_inputs(Path(cfg.input), cfg.split)
     if cfg.limit:
         inputs = inputs[: int(cfg.limit)]

@@ -1,5 +1,6 @@
 """Synthesis: checkpoint loading (``load``), per-family vocoders, the fast LPCNet sampler."""
 
+from vocoder.inference._codec import CodedVocoder, FeatureCodec
 from vocoder.inference._export import ScriptedIAFSynthesizer, export_torchscript
 from vocoder.inference._lpcnet_fast import PackedLPCNet, lpcnet_synthesize, pack_lpcnet, synthesize_fast
 from vocoder.inference._lpcnet_int8 import PackedLPCNetInt8, pack_lpcnet_int8, synthesize_int8
@@ -31,6 +32,8 @@ from vocoder.inference._vocoders import (
 __all__ = [
     "PDF_FLOOR",
     "VOCODERS",
+    "CodedVocoder",
+    "FeatureCodec",
     "IAFVocoder",
     "LPCNetVocoder",
     "PackedLPCNet",
