@@ -154,7 +154,7 @@ def test_vocoder_train_runs_the_recipe_on_the_sample_corpus(tmp_path, variant):
     expected = r"validation: rec [0-9.]+ kl [0-9.]+" if variant else r"validation: rec [0-9.]+ total"
     assert re.search(expected, proc.stdout), proc.stdout[-2000:]
     # the pretrained LPCNet driven by the decoded features of the dev utterance
-    synth = [f"checkpoint=pretrained:kathleen_lpcnet", f"codec={tmp_path / 'exp' / 'checkpoints' / 'last.pt'}",
+    synth = ["checkpoint=pretrained:kathleen_lpcnet", f"codec={tmp_path / 'exp' / 'checkpoints' / 'last.pt'}",
              f"input={tmp_path / 'cache'}", "split=dev", f"output_dir={tmp_path / 'coded'}"]
     proc = subprocess.run([sys.executable, "-m", "vocoder.synth", *synth], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -194,7 +194,7 @@ def test_coded_vocoder_synthesizes_from_the_decoded_features(downsample):
     coded = CodedVocoder(inner, codec)
     inputs = [torch.randn(n, 5).numpy() for n in (7, 10)]
     coded.synthesize(inputs)
-    for x, seen in zip(inputs, inner.seen):
+    for x, seen in zip(inputs, inner.seen, strict=True):
         assert seen.shape == x.shape
         with torch.no_grad():
             expected = model.decode(model.encode(torch.from_numpy(x)[None]), frames=len(x))[0].numpy()

@@ -66,7 +66,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
     ),
     ("vocoder.models._feature_converter", "vocoder.losses._mlpg"): "_normalize_windows: needs a public name",
     ("vocoder.training._feature_task", "vocoder.losses._modspec"): "_mask_padding: needs a public name",
-    ("vocoder.training._noise", "vocoder.dsp._mulaw"): "_decision_levels: needs a public name",
     ("vocoder.bench._mlpg", "vocoder.losses._mlpg"): (
         "the benchmark times the dense reference system (_mlpg_system, _prepare_mlpg_inputs)"
     ),

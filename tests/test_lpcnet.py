@@ -8,7 +8,14 @@ import torch
 from numba import njit
 from torch import nn
 
-from vocoder.dsp import deemphasis, lpc_from_cepstrum, lpc_predict, mulaw_encode
+from vocoder.dsp import (
+    deemphasis,
+    lpc_from_cepstrum,
+    lpc_predict,
+    mulaw_decision_levels,
+    mulaw_decode,
+    mulaw_encode,
+)
 from vocoder.inference import (
     lpcnet_synthesize,
     pack_lpcnet,
@@ -19,7 +26,7 @@ from vocoder.inference import (
     synthesize_reference,
     tempered_distribution,
 )
-from vocoder.inference._lpcnet_fast import _mulaw_encode, mulaw_decision_levels
+from vocoder.inference._lpcnet_fast import _mulaw_encode
 from vocoder.layers import BlockSparsifier, DualFC
 from vocoder.layers._simd import (
     FASTMATH,
@@ -106,7 +113,7 @@ def test_paper_size_defaults_and_config_roundtrip():
     small = LPCNet(**SMALL)
     rebuilt = LPCNet(**small.config)
     rebuilt.load_state_dict(small.state_dict())
-    assert all(isinstance(v, int) for k, v in small.config.items() if k not in ("init", "output_head"))
+    assert all(isinstance(v, int) for k, v in small.config.items() if k not in ("init", "output_head", "mulaw_quantizer"))
     assert small.config["init"] == "xiph" and small.config["output_head"] == "dualfc"
 
 
@@ -295,13 +302,14 @@ def _encode_all(values, levels, out):
         out[i] = _mulaw_encode(values[i], levels)
 
 
-def test_kernel_mulaw_encoding_matches_dsp():
-    levels = mulaw_decision_levels(8)
+@pytest.mark.parametrize("quantizer", ["mid_rise", "mid_tread"])
+def test_kernel_mulaw_encoding_matches_dsp(quantizer):
+    levels = mulaw_decision_levels(8, quantizer)
     rng = np.random.default_rng(6)
     values = np.concatenate([rng.uniform(-1.2, 1.2, 5000), levels, np.nextafter(levels, -2), [0.0, -0.0]])
     out = np.empty(values.size, np.int64)
     _encode_all(values, levels, out)
-    np.testing.assert_array_equal(out, mulaw_encode(values))
+    np.testing.assert_array_equal(out, mulaw_encode(values, 8, quantizer))
 
 
 # ----------------------------------------------------------------------------------- sampling
@@ -380,11 +388,12 @@ def test_fast_path_equals_reference_sample_for_sample(sparse_model, synthesis_in
     assert len(np.unique(reference.excitation)) > 20
 
 
-def test_fast_path_equals_reference_for_unaligned_sizes():
-    """Sizes that are not multiples of 16 (padded blocks) and another μ-law depth."""
+@pytest.mark.parametrize("quantizer", ["mid_tread", "mid_rise"])
+def test_fast_path_equals_reference_for_unaligned_sizes(quantizer):
+    """Sizes that are not multiples of 16 (padded blocks), another μ-law depth, either code convention."""
     torch.manual_seed(1)
     model = LPCNet(gru_a_size=20, gru_b_size=5, frame_channels=8, sample_embedding_size=8,
-                   pitch_embedding_size=4, mulaw_bits=6).double()
+                   pitch_embedding_size=4, mulaw_bits=6, mulaw_quantizer=quantizer).double()
     with torch.no_grad():
         model.dual_fc.scale.mul_(4.0)
     features = _features(2, 3, seed=9)
@@ -392,7 +401,11 @@ def test_fast_path_equals_reference_for_unaligned_sizes():
     reference = synthesize_reference(model, features, lpc=lpc, seed=1)
     fast = synthesize_fast(model, features, lpc=lpc, seed=1)
     np.testing.assert_array_equal(fast.excitation, reference.excitation)
+    np.testing.assert_allclose(fast.signal, reference.signal, rtol=0, atol=1e-12)
     assert reference.excitation.max() < 64 and len(np.unique(reference.excitation)) > 10
+    # the signal is the prediction plus the decoded code of this convention
+    decoded = mulaw_decode(reference.excitation, 6, quantizer)
+    np.testing.assert_allclose(reference.signal, reference.prediction + decoded, rtol=0, atol=1e-15)
 
 
 def test_fast_path_threads_and_batch_independence(sparse_model, synthesis_inputs, reference):

@@ -158,6 +158,7 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
     a_frame, b_frame = inputs.a_frame.detach().numpy(), inputs.b_frame.detach().numpy()
     hidden_a, hidden_b = model.gru_a.hidden_size, model.gru_b.hidden_size
     levels, bits, hop = model.n_levels, model.mulaw_bits, model.hop_length
+    quantizer = model.mulaw_quantizer
 
     def numpy(tensor):
         return tensor.detach().double().numpy().copy()
@@ -192,8 +193,8 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
         for t in range(frames * hop):
             f = t // hop
             predicted = -(inputs.lpc[u, f] * history).sum()
-            x_a = (a_frame[u, f] + tables[0, mulaw_encode(history[0], bits)]
-                   + tables[1, mulaw_encode(predicted, bits)] + tables[2, code])
+            x_a = (a_frame[u, f] + tables[0, mulaw_encode(history[0], bits, quantizer)]
+                   + tables[1, mulaw_encode(predicted, bits, quantizer)] + tables[2, code])
             h_a = gru(x_a, b_a + diagonal * np.tile(h_a, 3) + product(q_a, s_a, xq_a), h_a)
             xq_a = quantize_activations_reference(h_a)
             x_b = b_frame[u, f] + product(q_bi, s_bi, xq_a)
@@ -205,7 +206,7 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
             weights = np.maximum(weights / weights.sum() - pdf_floor, 0.0)
             cdf = np.cumsum(weights)
             code = min(int(np.searchsorted(cdf, inputs.uniforms[u, t] * cdf[-1], side="right")), levels - 1)
-            sample = predicted + float(mulaw_decode(np.int64(code), bits))
+            sample = predicted + float(mulaw_decode(np.int64(code), bits, quantizer))
             history = np.concatenate([[sample], history[:-1]])
             codes[u, t] = code
     return codes

@@ -10,10 +10,10 @@ import torch
 
 from tests.trainer_toy import make_trainer
 from vocoder.data import AugmentSettings, augment_waveform, draw_augmentation
-from vocoder.dsp import mulaw_decode, mulaw_encode
+from vocoder.dsp import mulaw_code_values, mulaw_decode, mulaw_encode
 from vocoder.inference._lpcnet_sampling import sampling_exponent
 from vocoder.models import LPCNet
-from vocoder.training import CheckpointError, export_weights, load_weights
+from vocoder.training import CheckpointError, export_weights, load_weights, upgrade_config
 from vocoder.training._noise import ExcitationNoise, excitation_noise_inputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,8 +63,59 @@ def test_excitation_noise_std_schedule_is_xiphs_4u2():
     assert (ExcitationNoise(scale=0.0).sample_codes((3, 50)) == 0).all()
 
 
-def _reference_recursion(clean, lpc, noise, hop, history, bits=8):
-    """xiph's write_audio, sample by sample in float64 Python (no vectorization)."""
+def xiph_lin2ulaw(x: float) -> int:
+    """xiph's lin2ulaw (lpcnet.h / common.h) of a 16-bit-scale sample, transcribed."""
+    scale = 255.0 / 32768.0
+    s = 1 if x >= 0 else -1
+    u = s * (128 * math.log(1 + scale * abs(x)) / math.log(256))
+    u = min(max(128 + u, 0), 255)
+    return int(math.floor(0.5 + u))
+
+
+def xiph_ulaw2lin(u: float) -> float:
+    """xiph's ulaw2lin, transcribed (16-bit scale)."""
+    u = u - 128
+    s = 1 if u >= 0 else -1
+    return s * (32768.0 / 255.0) * (math.exp(abs(u) / 128.0 * math.log(256)) - 1)
+
+
+def test_mid_tread_mulaw_is_xiphs_lin2ulaw_and_ulaw2lin():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-1, 1, 20000), rng.normal(0, 1e-3, 20000), rng.normal(0, 1e-5, 2000),
+                        [0.0, -0.0, 1.0, -1.0, 1e-12, -1e-12, 0.999, -0.999]])
+    expected = np.array([xiph_lin2ulaw(v * 32768.0) for v in x])
+    np.testing.assert_array_equal(mulaw_encode(x, 8, "mid_tread"), expected)
+    np.testing.assert_array_equal(mulaw_encode(torch.from_numpy(x).float(), 8, "mid_tread").numpy(),
+                                  [xiph_lin2ulaw(float(v) * 32768.0) for v in torch.from_numpy(x).float()])
+    codes = np.arange(256)
+    np.testing.assert_allclose(mulaw_decode(codes, 8, "mid_tread") * 32768.0,
+                               [xiph_ulaw2lin(c) for c in codes], rtol=1e-13, atol=1e-9)
+    assert mulaw_decode(np.int64(128), 8, "mid_tread") == 0.0  # mid-tread: a code for silence
+    assert mulaw_encode(np.zeros(1), 8, "mid_tread")[0] == 128
+    np.testing.assert_array_equal(mulaw_encode(mulaw_decode(codes, 8, "mid_tread"), 8, "mid_tread"), codes)
+    np.testing.assert_array_equal(mulaw_code_values(8, "mid_tread"), mulaw_decode(codes, 8, "mid_tread"))
+    # the earlier convention has no zero code: 128 decodes to +1/255 in the companded domain
+    assert mulaw_decode(np.int64(128), 8, "mid_rise") > 0 > mulaw_decode(np.int64(127), 8, "mid_rise")
+    assert (mulaw_encode(x, 8, "mid_rise") != expected).mean() > 0.2
+    with pytest.raises(ValueError, match="quantizer must be one of mid_rise, mid_tread"):
+        mulaw_encode(x, 8, "midtread")
+
+
+def _reference_recursion(clean, lpc, noise, hop, history, bits=8, quantizer="mid_rise"):
+    """xiph's write_audio, sample by sample in float64 Python (no vectorization); with ``mid_tread``
+    the codes are xiph's own lin2ulaw / ulaw2lin."""
+    if quantizer == "mid_tread":
+        def encode(v):
+            return xiph_lin2ulaw(float(v) * 32768.0)
+
+        def decode(c):
+            return xiph_ulaw2lin(c) / 32768.0
+    else:
+        def encode(v):
+            return int(mulaw_encode(np.array(v), bits))
+
+        def decode(c):
+            return float(mulaw_decode(np.array(c, np.float64), bits))
     batch, total = clean.shape
     order = lpc.shape[-1]
     out = {k: np.zeros((batch, total - history), np.int64)
@@ -75,20 +126,21 @@ def _reference_recursion(clean, lpc, noise, hop, history, bits=8):
         for t in range(total):
             a = lpc[b, max(t - history, 0) // hop]
             p = -sum(a[k] * past[k] for k in range(order))
-            e = int(mulaw_encode(np.array(clean[b, t] - p), bits))
+            e = encode(clean[b, t] - p)
             if t >= history:
                 i = t - history
-                out["signal_in"][b, i] = int(mulaw_encode(np.array(past[0]), bits))
-                out["prediction"][b, i] = int(mulaw_encode(np.array(p), bits))
+                out["signal_in"][b, i] = encode(past[0])
+                out["prediction"][b, i] = encode(p)
                 out["excitation_in"][b, i] = previous
                 out["target"][b, i] = e
             noisy = min(max(e + int(noise[b, t]), 0), 2**bits - 1)
-            past = [p + float(mulaw_decode(np.array(noisy, np.float64), bits))] + past[:-1]
+            past = [p + decode(noisy)] + past[:-1]
             previous = noisy
     return out
 
 
-def test_excitation_noise_inputs_follow_xiphs_recursion():
+@pytest.mark.parametrize("quantizer", ["mid_tread", "mid_rise"])
+def test_excitation_noise_inputs_follow_xiphs_recursion(quantizer):
     rng = np.random.default_rng(0)
     hop, history, frames, order = 40, 24, 3, 8
     total = history + frames * hop
@@ -97,13 +149,13 @@ def test_excitation_noise_inputs_follow_xiphs_recursion():
     lpc = np.tile(np.r_[-0.9, np.zeros(order - 1)], (2, frames, 1)) + 0.01 * rng.standard_normal((2, frames, order))
     noise = np.rint(3 * rng.laplace(size=(2, total))).astype(np.int64)
     got = excitation_noise_inputs(torch.from_numpy(clean), torch.from_numpy(lpc), torch.from_numpy(noise),
-                                  hop, history)
-    expected = _reference_recursion(clean, lpc, noise, hop, history)
+                                  hop, history, quantizer=quantizer)
+    expected = _reference_recursion(clean, lpc, noise, hop, history, quantizer=quantizer)
     for key in expected:
         np.testing.assert_array_equal(got[key].numpy(), expected[key], err_msg=key)
     # the target comes from the clean signal; the past (and e_{t−1}) carry the noise
     zero = excitation_noise_inputs(torch.from_numpy(clean), torch.from_numpy(lpc), torch.zeros(2, total,
-                                   dtype=torch.int64), hop, history)
+                                   dtype=torch.int64), hop, history, quantizer=quantizer)
     assert (zero["excitation_in"][:, 1:] == zero["target"][:, :-1]).all()  # no noise: e_{t−1} is the last target
     assert (got["excitation_in"][:, 1:] != got["target"][:, :-1]).any()
     # past = p + μ⁻¹(clamp(e + n)): the code of s̃_{t−1} follows from the previous p and noisy e
@@ -274,3 +326,34 @@ def test_earlier_pitch_correlation_stays_selectable(slt_root):
     assert FeatureSettings(pitch_correlation="ncc").fingerprint() != FeatureSettings().fingerprint()
     with pytest.raises(ValueError, match="pitch_correlation"):
         lpcnet_features(audio, pitch_correlation="yin")
+
+
+# ---------------------------------------------------------------------------------------- μ-law convention
+def test_checkpoints_from_before_the_quantizer_setting_are_read_as_mid_rise(tmp_path):
+    old = {"model": {"_target_": "vocoder.models.LPCNet", "gru_a_size": 8}}
+    assert upgrade_config(old)["model"]["mulaw_quantizer"] == "mid_rise"
+    new = {"model": {"_target_": "vocoder.models.LPCNet", "mulaw_quantizer": "mid_tread"}}
+    assert upgrade_config(new)["model"]["mulaw_quantizer"] == "mid_tread"
+    other = {"model": {"_target_": "vocoder.models.WaveNetTeacher"}}
+    assert "mulaw_quantizer" not in upgrade_config(other)["model"]
+    assert LPCNet(gru_a_size=16).mulaw_quantizer == "mid_tread"  # xiph's is the default for new models
+    from vocoder.inference import load
+
+    assert load("pretrained:kathleen_lpcnet").model.mulaw_quantizer == "mid_rise"  # as it was trained
+
+
+def test_resume_with_another_quantizer_is_one_line(tmp_path):
+    first = make_trainer(tmp_path / "run", max_steps=2)
+    first.config = {"model": {"_target_": "vocoder.models.LPCNet"}}  # written before the setting existed
+    first.fit()
+    again = make_trainer(tmp_path / "run", max_steps=4)
+    again.config = {"model": {"_target_": "vocoder.models.LPCNet", "mulaw_quantizer": "mid_tread"}}
+    with pytest.raises(CheckpointError) as info:
+        again.fit()
+    message = str(info.value)
+    assert "\n" not in message and "last.pt" in message
+    assert "model.mulaw_quantizer=mid_rise in the checkpoint, mid_tread now" in message
+    same = make_trainer(tmp_path / "run", max_steps=4)
+    same.config = {"model": {"_target_": "vocoder.models.LPCNet", "mulaw_quantizer": "mid_rise"}}
+    same.fit()  # the setting it was trained with resumes
+    assert same.step == 4

@@ -15,7 +15,15 @@ from vocoder.dsp._lpcnet_features import (
     period_to_feature,
     xiph_pitch_correlation,
 )
-from vocoder.dsp._mulaw import mulaw_compress, mulaw_decode, mulaw_encode, mulaw_expand
+from vocoder.dsp._mulaw import (
+    MULAW_QUANTIZERS,
+    mulaw_code_values,
+    mulaw_compress,
+    mulaw_decision_levels,
+    mulaw_decode,
+    mulaw_encode,
+    mulaw_expand,
+)
 from vocoder.dsp._pitch import pitch_track
 from vocoder.dsp._spectral import log_mel_spectrogram, mel_filterbank, mel_spectrogram, stft
 
@@ -33,7 +41,10 @@ __all__ = [
     "lpcnet_features",
     "mel_filterbank",
     "mel_spectrogram",
+    "MULAW_QUANTIZERS",
+    "mulaw_code_values",
     "mulaw_compress",
+    "mulaw_decision_levels",
     "mulaw_decode",
     "mulaw_encode",
     "mulaw_expand",

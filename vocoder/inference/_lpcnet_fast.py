@@ -22,7 +22,6 @@ traffic, not arithmetic, for a single utterance); ``threads > 1`` splits the bat
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from vocoder.dsp import mulaw_expand
+from vocoder.dsp import mulaw_code_values, mulaw_decision_levels
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,
     SynthesisResult,
@@ -154,29 +153,20 @@ def _total(values):
     return total
 
 
-def mulaw_decision_levels(bits: int) -> np.ndarray:
-    """The float64 waveform values where :func:`vocoder.dsp.mulaw_encode` steps from code ``k`` to ``k + 1``.
-
-    The code of ``x`` is the number of levels ``≤ x`` (``searchsorted(..., side="right")``), as in
-    :func:`vocoder.dsp.mulaw_encode`; level ``k`` is the expansion of the companded boundary
-    ``(2k + 1 − μ) / μ``.
-    """
-    mu = 2**bits - 1
-    return mulaw_expand((2.0 * np.arange(mu, dtype=np.float64) + 1.0 - mu) / mu, bits)
+def mulaw_table(bits: int, quantizer: str = "mid_rise") -> np.ndarray:
+    """``(2, 2**bits)`` float64: row 0 the decision levels of :func:`vocoder.dsp.mulaw_encode` (the last
+    entry unused), row 1 the waveform value of each code (:func:`vocoder.dsp.mulaw_code_values`)."""
+    table = np.zeros((2, 2**bits), np.float64)
+    table[0, :-1] = mulaw_decision_levels(bits, quantizer)
+    table[0, -1] = np.inf
+    table[1] = mulaw_code_values(bits, quantizer)
+    return table
 
 
 @njit(inline="always")
 def _mulaw_encode(x, levels):
     """:func:`vocoder.dsp.mulaw_encode` of one float64 sample (same decision levels)."""
     return np.int64(np.searchsorted(levels, x, side="right"))
-
-
-@njit(inline="always")
-def _mulaw_decode(code, mu):
-    """:func:`vocoder.dsp.mulaw_decode` of one code (float64, same operation order)."""
-    u = code * (2.0 / mu) - 1.0
-    sign = 1.0 if u > 0 else (-1.0 if u < 0 else 0.0)
-    return sign * math.expm1(abs(u) * math.log1p(mu)) / mu
 
 
 @njit(inline="always")
@@ -214,7 +204,7 @@ def _gru_update(x, gh, h, hidden):
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
                       b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
-                      lpc, exponent, uniforms, decision_levels, hop, hidden_b, pdf_floor, first, group,
+                      lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, group,
                       excitation, signal, prediction):
     """The per-sample loop for utterances ``[first, first + group)``, ``group`` ∈ {1, 2, 4}, in lockstep.
 
@@ -232,7 +222,8 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
     fc_rows = fc.shape[0] // hidden_b
     order = lpc.shape[2]
     n_samples = uniforms.shape[1]
-    mu = float(levels - 1)
+    decision_levels = mulaw[0, : levels - 1]
+    code_values = mulaw[1]
     one = one_like(tables[0, 0, 0])
     zero = one - one
     floor = pdf_floor[0]
@@ -315,7 +306,7 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
                 if threshold < cumulative:
                     code = k
                     break
-            sample = predicted[g] + _mulaw_decode(code, mu)
+            sample = predicted[g] + code_values[code]
             for k in range(order - 1, 0, -1):
                 history[g, k] = history[g, k - 1]
             history[g, 0] = sample
@@ -328,7 +319,7 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
 @njit(cache=True, nogil=True)
 def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
                        b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
-                       lpc, exponent, uniforms, decision_levels, hop, hidden_b, pdf_floor, first, last,
+                       lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, last,
                        excitation, signal, prediction):
     """Utterances ``[first, last)`` in lockstep groups of 4, then 2, then 1."""
     start = first
@@ -337,7 +328,7 @@ def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diago
         group = 4 if remaining >= 4 else (2 if remaining >= 2 else 1)
         _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
                           b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
-                          lpc, exponent, uniforms, decision_levels, hop, hidden_b, pdf_floor, start, group,
+                          lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, start, group,
                           excitation, signal, prediction)
         start += group
 
@@ -418,7 +409,7 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
         packed.b_input, packed.b_recurrent, packed.b_bias,
         packed.fc, packed.fc_bias, packed.fc_scale,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
-        np.ascontiguousarray(inputs.uniforms), mulaw_decision_levels(model.mulaw_bits), model.hop_length,
+        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer), model.hop_length,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
     )
     return run_synthesis_kernel(_synthesize_kernel, arguments, batch, n_samples, threads)

@@ -30,10 +30,9 @@ from numba import njit
 from vocoder.inference._lpcnet_fast import (
     _dense_product,
     _gru_update,
-    _mulaw_decode,
     _mulaw_encode,
     _total,
-    mulaw_decision_levels,
+    mulaw_table,
     run_synthesis_kernel,
 )
 from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
@@ -190,7 +189,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                             bi_ptr, bi_idx, bi_weights, bi_scale,
                             br_ptr, br_idx, br_weights, br_scale, b_bias,
                             fc, fc_bias, fc_scale,
-                            lpc, exponent, uniforms, decision_levels, hop, hidden_b, pdf_floor, first, last,
+                            lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, last,
                             excitation, signal, prediction):
     """The per-sample loop for utterances ``[first, last)``, one after the other.
 
@@ -206,7 +205,8 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
     fc_rows = fc.shape[0] // hidden_b
     order = lpc.shape[2]
     n_samples = uniforms.shape[1]
-    mu = float(levels - 1)
+    decision_levels = mulaw[0, : levels - 1]
+    code_values = mulaw[1]
     one = one_like(tables[0, 0, 0])
     zero = one - one
     floor = pdf_floor[0]
@@ -284,7 +284,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                 if threshold < cumulative:
                     code = k
                     break
-            sample = predicted + _mulaw_decode(code, mu)
+            sample = predicted + code_values[code]
             for k in range(order - 1, 0, -1):
                 history[k] = history[k - 1]
             history[0] = sample
@@ -340,7 +340,7 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
         br.row_ptr, br.col_idx, br.weights, br.scale, packed.b_bias,
         packed.fc, packed.fc_bias, packed.fc_scale,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
-        np.ascontiguousarray(inputs.uniforms), mulaw_decision_levels(model.mulaw_bits), model.hop_length,
+        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer), model.hop_length,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
     )
     return run_synthesis_kernel(_synthesize_int8_kernel, arguments, batch, n_samples, threads)

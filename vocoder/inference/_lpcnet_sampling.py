@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vocoder.dsp import deemphasis, lpc_from_cepstrum, mulaw_decode, mulaw_encode
+from vocoder.dsp import deemphasis, lpc_from_cepstrum, mulaw_code_values, mulaw_encode
 from vocoder.models import excitation16_decode
 
 if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
@@ -309,7 +309,8 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
     signal = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
     excitation = torch.zeros(batch, n_samples, dtype=torch.int64, device=device)
     prediction = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
-    bits = model.mulaw_bits
+    bits, quantizer = model.mulaw_bits, model.mulaw_quantizer
+    code_values = torch.from_numpy(mulaw_code_values(bits, quantizer)).to(device)  # as the numba kernels
     dual_softmax = getattr(model, "output_head", "dualfc") == "dual_softmax"
 
     def gru_update(x: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -322,8 +323,8 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
     for t in range(n_samples):
         f = t // hop
         predicted = -(lpc[:, f] * history).sum(-1)
-        signal_code = mulaw_encode(history[:, 0], bits)
-        prediction_code = mulaw_encode(predicted, bits)
+        signal_code = mulaw_encode(history[:, 0], bits, quantizer)
+        prediction_code = mulaw_encode(predicted, bits, quantizer)
         x_a = (inputs.a_frame[:, f] + inputs.tables[0, signal_code] + inputs.tables[1, prediction_code]
                + inputs.tables[2, excitation_code])
         h_a = gru_update(x_a, F.linear(h_a, w_hh_a, b_hh_a), h_a)
@@ -332,14 +333,14 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
         if dual_softmax:
             level = _sample_dual_softmax(model, h_b, exponent[:, f], uniforms[:, t], pdf_floor)
             value = excitation16_decode(level)
-            excitation_code = mulaw_encode(value, bits)  # the network's input stays 8-bit μ-law
+            excitation_code = mulaw_encode(value, bits, quantizer)  # the network's input stays 8-bit μ-law
             sample = predicted + value
             excitation[:, t] = level
         else:
             logits = model.dual_fc(h_b).double()
             distribution = tempered_distribution(logits, exponent[:, f], pdf_floor)
             excitation_code = sample_inverse_cdf(distribution, uniforms[:, t])
-            sample = predicted + mulaw_decode(excitation_code.double(), bits)
+            sample = predicted + code_values[excitation_code]
             excitation[:, t] = excitation_code
         history = torch.cat([sample[:, None], history[:, :-1]], dim=1)
         signal[:, t] = sample

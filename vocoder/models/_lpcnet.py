@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vocoder.dsp import MULAW_QUANTIZERS
 from vocoder.layers import (
     DualFC,
     DualSoftmax,
@@ -254,6 +255,9 @@ class LPCNet(nn.Module):
         gru_a_size: units of GRU_A (384).
         gru_b_size: units of GRU_B (16).
         mulaw_bits: μ-law depth (8 → 256 levels).
+        mulaw_quantizer: code convention of the μ-law inputs and excitation: ``mid_tread`` (xiph's
+            ``lin2ulaw``: code 128 is exactly 0) or ``mid_rise`` (this project's earlier one;
+            checkpoints written before the setting existed are read as ``mid_rise``).
         lpc_order: order of the LPC predictor that produces ``p_t`` (16; used by synthesis).
         output_head: ``dualfc`` (xiph: DualFC → logits over the 8-bit μ-law excitation) or
             ``dual_softmax`` (p(coarse) · p(fine | coarse) over the 16-bit linear excitation; the
@@ -283,6 +287,7 @@ class LPCNet(nn.Module):
         mulaw_bits: int = 8,
         lpc_order: int = 16,
         init: str = "xiph",
+        mulaw_quantizer: str = "mid_tread",
         output_head: str = "dualfc",
     ) -> None:
         super().__init__()
@@ -290,6 +295,8 @@ class LPCNet(nn.Module):
             raise ValueError(f"output_head must be one of {OUTPUT_HEADS}, got {output_head!r}")
         if init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES}, got {init!r}")
+        if mulaw_quantizer not in MULAW_QUANTIZERS:
+            raise ValueError(f"mulaw_quantizer must be one of {MULAW_QUANTIZERS}, got {mulaw_quantizer!r}")
         if n_features < 3:
             raise ValueError(f"n_features must be >= 3 (cepstra, period, correlation), got {n_features}")
         if conv_kernel_size < 1 or conv_kernel_size % 2 == 0:
@@ -299,8 +306,9 @@ class LPCNet(nn.Module):
             "conv_kernel_size": conv_kernel_size, "pitch_embedding_size": pitch_embedding_size,
             "n_pitch_periods": n_pitch_periods, "sample_embedding_size": sample_embedding_size,
             "gru_a_size": gru_a_size, "gru_b_size": gru_b_size, "mulaw_bits": mulaw_bits,
-            "lpc_order": lpc_order, "init": init, "output_head": output_head,
+            "lpc_order": lpc_order, "init": init, "output_head": output_head, "mulaw_quantizer": mulaw_quantizer,
         }
+        self.mulaw_quantizer = mulaw_quantizer
         self.output_head = output_head
         self.init = init
         self.n_features = n_features

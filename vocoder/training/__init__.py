@@ -11,6 +11,7 @@ from vocoder.training._checkpoint import (
     load_weights,
     resolve_checkpoint_path,
     save_atomic,
+    upgrade_config,
 )
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
@@ -34,6 +35,7 @@ from vocoder.training._wavenet_categorical_task import WaveNetDualSoftmaxTask
 from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, history_frames_for, normalize_mel
 
 __all__ = [
+    "upgrade_config",
     "WEIGHTS_FORMAT",
     "export_weights",
     "load_weights",

@@ -196,6 +196,41 @@ def resolve_checkpoint_path(spec: str | os.PathLike) -> Path:
         raise CheckpointError(str(exc)) from None
 
 
+#: model settings that change what the weights mean without changing their shapes, with the value
+#: a checkpoint written before the setting existed was trained with (``_target_`` suffix → key → value)
+LEGACY_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {".LPCNet": {"mulaw_quantizer": "mid_rise"}}
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill the model settings an older checkpoint's config lacks with the values it was trained with.
+
+    E.g. an LPCNet checkpoint from before ``model.mulaw_quantizer`` existed used mid-rise μ-law codes;
+    rebuilding it with today's default (xiph's mid-tread) would shift every code by half a step.
+    Returns the same dict (updated in place).
+    """
+    model = config.get("model") if isinstance(config, dict) else None
+    if isinstance(model, dict):
+        target = str(model.get("_target_", ""))
+        for suffix, defaults in LEGACY_MODEL_DEFAULTS.items():
+            if target.endswith(suffix):
+                for key, value in defaults.items():
+                    model.setdefault(key, value)
+    return config
+
+
+def semantic_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """``model.KEY=saved vs current`` for the first :data:`LEGACY_MODEL_DEFAULTS` key that differs."""
+    saved_model = upgrade_config({"model": dict((saved or {}).get("model") or {})})["model"]
+    current_model = (current or {}).get("model") or {}
+    target = str(current_model.get("_target_", ""))
+    for suffix, defaults in LEGACY_MODEL_DEFAULTS.items():
+        if target.endswith(suffix):
+            for key in defaults:
+                if key in current_model and saved_model.get(key) != current_model[key]:
+                    return f"model.{key}={saved_model.get(key)} in the checkpoint, {current_model[key]} now"
+    return None
+
+
 def load_weights(spec: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a training checkpoint *or* a weights file (``pretrained:NAME`` too) for its weights.
 
@@ -215,8 +250,11 @@ def load_weights(spec: str | os.PathLike, map_location: str | torch.device = "cp
         if missing:
             raise CheckpointError(f"{path}: incomplete weights file (missing {', '.join(missing)})")
         state.setdefault("module", {})
+        upgrade_config(state["config"])
         return state
-    return load_checkpoint(path, map_location)
+    state = load_checkpoint(path, map_location)
+    upgrade_config(state.get("config"))
+    return state
 
 
 def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = True,

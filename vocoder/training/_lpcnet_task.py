@@ -72,6 +72,7 @@ class LPCNetTask(TrainingModule):
     ) -> None:
         super().__init__()
         self.model = model
+        self.quantizer = model.mulaw_quantizer  # the μ-law codes of inputs and target, as the model reads them
         self.cache_dir = Path(cache_dir)
         self.features = features
         self.frames = frames
@@ -123,11 +124,11 @@ class LPCNetTask(TrainingModule):
             codes = (self.noise.sample_codes(tuple(clean.shape)) if noisy
                      else torch.zeros(clean.shape, dtype=torch.int64))
             inputs = excitation_noise_inputs(clean, batch["lpc"], codes, self.features.hop_length, self.history,
-                                             bits=self.features.mulaw_bits)
+                                             bits=self.features.mulaw_bits, quantizer=self.quantizer)
         else:
             corrupted = self.noise(clean) if noisy else clean
             inputs = lpcnet_training_inputs(clean, corrupted, batch["lpc"], self.features.hop_length,
-                                            self.history, bits=self.features.mulaw_bits)
+                                            self.history, bits=self.features.mulaw_bits, quantizer=self.quantizer)
         out = model(batch["features"], inputs["signal_in"], inputs["prediction"], inputs["excitation_in"])
         if getattr(model, "output_head", "dualfc") == "dual_softmax":
             # 16-bit linear excitation of the clean sample minus the (noisy-past) prediction

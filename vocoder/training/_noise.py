@@ -8,7 +8,14 @@ import numba
 import numpy as np
 import torch
 
-from vocoder.dsp import lpc_predict_torch, mulaw_compress, mulaw_encode, mulaw_expand
+from vocoder.dsp import (
+    lpc_predict_torch,
+    mulaw_code_values,
+    mulaw_compress,
+    mulaw_decision_levels,
+    mulaw_encode,
+    mulaw_expand,
+)
 
 DISTRIBUTIONS = ("uniform", "gaussian", "laplace", "none")
 
@@ -68,7 +75,8 @@ class MulawNoiseInjection:
 
 
 def lpcnet_training_inputs(clean: torch.Tensor, noisy: torch.Tensor, lpc: torch.Tensor,
-                           hop_length: int, history: int, bits: int = 8) -> dict[str, torch.Tensor]:
+                           hop_length: int, history: int, bits: int = 8,
+                           quantizer: str = "mid_rise") -> dict[str, torch.Tensor]:
     """LPCNet's teacher-forcing inputs and excitation target from a clean and a noisy signal.
 
     The prediction is made from the *noisy* past, as at synthesis time, and the target excitation
@@ -81,6 +89,7 @@ def lpcnet_training_inputs(clean: torch.Tensor, noisy: torch.Tensor, lpc: torch.
         hop_length: samples per frame.
         history: leading context samples (≥ 1 and ≥ order).
         bits: μ-law depth.
+        quantizer: μ-law code convention (:func:`vocoder.dsp.mulaw_encode`).
 
     Returns:
         dict of int64 ``(B, N)`` codes: ``signal_in`` (s_{t−1}, noisy), ``prediction`` (p_t),
@@ -99,10 +108,10 @@ def lpcnet_training_inputs(clean: torch.Tensor, noisy: torch.Tensor, lpc: torch.
     previous_prediction = torch.cat([first_prediction, prediction[:, :-1]], dim=1)
     previous = noisy[:, history - 1 : -1]
     return {
-        "signal_in": mulaw_encode(previous, bits),
-        "prediction": mulaw_encode(prediction, bits),
-        "excitation_in": mulaw_encode(previous - previous_prediction, bits),
-        "target": mulaw_encode(clean[:, history:] - prediction, bits),
+        "signal_in": mulaw_encode(previous, bits, quantizer),
+        "prediction": mulaw_encode(prediction, bits, quantizer),
+        "excitation_in": mulaw_encode(previous - previous_prediction, bits, quantizer),
+        "target": mulaw_encode(clean[:, history:] - prediction, bits, quantizer),
         "prediction_value": prediction.detach().to(torch.float64),
     }
 
@@ -169,7 +178,7 @@ class ExcitationNoise:
 
 
 @numba.njit(cache=True, nogil=True)
-def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragma: no cover - compiled
+def _excitation_recursion(clean, lpc, noise, levels, code_values, hop, history, mid):  # pragma: no cover - compiled
     batch, total = clean.shape
     order = lpc.shape[2]
     n = total - history
@@ -178,8 +187,6 @@ def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragm
     excitation_in = np.zeros((batch, n), np.int64)
     target = np.zeros((batch, n), np.int64)
     prediction_values = np.zeros((batch, n))
-    log_mu = math.log1p(mu)
-    mid = (levels.shape[0] + 1) // 2
     for b in range(batch):
         past = np.zeros(order)  # s̃_{t−1}, s̃_{t−2}, …
         previous_code = mid
@@ -197,8 +204,7 @@ def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragm
                 target[b, i] = e_code
                 prediction_values[b, i] = p
             noisy = min(max(e_code + noise[b, t], 0), levels.shape[0])
-            u = noisy * (2.0 / mu) - 1.0
-            value = math.copysign(math.expm1(abs(u) * log_mu) / mu, u)
+            value = code_values[noisy]
             for k in range(order - 1, 0, -1):
                 past[k] = past[k - 1]
             past[0] = p + value
@@ -207,7 +213,7 @@ def _excitation_recursion(clean, lpc, noise, levels, hop, history, mu):  # pragm
 
 
 def excitation_noise_inputs(clean: torch.Tensor, lpc: torch.Tensor, noise: torch.Tensor, hop_length: int,
-                            history: int, bits: int = 8) -> dict[str, torch.Tensor]:
+                            history: int, bits: int = 8, quantizer: str = "mid_rise") -> dict[str, torch.Tensor]:
     """LPCNet's teacher-forcing inputs with xiph's excitation-domain noise (see :class:`ExcitationNoise`).
 
     Runs xiph's recursion over the whole segment, history included (the history uses the first
@@ -222,19 +228,18 @@ def excitation_noise_inputs(clean: torch.Tensor, lpc: torch.Tensor, noise: torch
         hop_length: samples per frame.
         history: leading context samples.
         bits: μ-law depth.
+        quantizer: μ-law code convention (:func:`vocoder.dsp.mulaw_encode`; xiph's is ``mid_tread``).
 
     Returns:
         dict of int64 ``(B, N)`` codes: ``signal_in`` (code of s̃_{t−1}), ``prediction`` (p_t),
         ``excitation_in`` (ẽ_{t−1}) and ``target`` (e_t); plus float64 ``prediction_value`` (p_t).
     """
-    from vocoder.dsp._mulaw import _decision_levels
-
-    mu = 2**bits - 1
     arrays = _excitation_recursion(
         np.ascontiguousarray(clean.detach().cpu().numpy(), np.float64),
         np.ascontiguousarray(lpc.detach().cpu().numpy(), np.float64),
         np.ascontiguousarray(noise.cpu().numpy(), np.int64),
-        _decision_levels(bits), hop_length, history, float(mu),
+        mulaw_decision_levels(bits, quantizer), mulaw_code_values(bits, quantizer), hop_length, history,
+        2 ** (bits - 1),
     )
     names = ("signal_in", "prediction", "excitation_in", "target", "prediction_value")
     return {name: torch.from_numpy(a).to(clean.device) for name, a in zip(names, arrays, strict=True)}

@@ -29,6 +29,7 @@ from vocoder.training._checkpoint import (
     prune_step_checkpoints,
     rng_state,
     save_atomic,
+    semantic_mismatch,
     set_rng_state,
 )
 from vocoder.training._distributed import DistributedContext, any_rank, init_distributed, shutdown_distributed
@@ -281,6 +282,9 @@ class Trainer:
         if self.dist.is_main:
             self.log(f"initialized from {spec} (step {int(state.get('step', 0))} there; optimizer, step and "
                      "data position start fresh)")
+            semantic = semantic_mismatch(state.get("config") or {}, self.config)
+            if semantic:  # e.g. mid-rise μ-law weights fine-tuned with mid-tread codes: it adapts, say so
+                self.log(f"note: {spec} was trained with another setting ({semantic}); fine-tuning adapts to this run's")
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -310,6 +314,11 @@ class Trainer:
                 f"{path}: was trained with another model or config ({mismatch}); "
                 "use trainer.resume=never or another trainer.out_dir"
             )
+        semantic = semantic_mismatch(state.get("config") or {}, self.config)
+        if semantic:
+            key = semantic.split("=", 1)[0]
+            raise CheckpointError(f"{path}: was trained with another {key} ({semantic}); "
+                                  f"resume with that setting, or use trainer.resume=never")
         self.module.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         try:
