@@ -802,3 +802,22 @@ def test_describe_machine_under_forced_isa_paths():
     assert description["torch_capability"] == "DEFAULT" and description["isa"] == "default"
     assert description["isa_limits"] == forced and description["numba_cpu"] == "generic"
     assert description["threads"] == 1 and description["cpus"] == len(os.sched_getaffinity(0))
+
+
+def test_student_flop_count_includes_the_in_place_products():
+    """The counter sees every product: the closed form of a WaveNet flow stack, per sample and layer,
+    is 2·(kernel·R·G + G/2·R) (dilated conv, gate → residual), plus the small per-frame terms."""
+    import torch
+
+    from vocoder.bench._iaf import student_flops_per_audio_second
+    from vocoder.data import FeatureSettings
+    from vocoder.models import IAFStudent
+
+    R, G, k, layers = 16, 32, 2, [3, 2]
+    student = IAFStudent(n_mels=8, hop_length=40, flow_layers=layers, dilation_cycle=3, residual_channels=R,
+                         gate_channels=G).eval()
+    features = FeatureSettings(sample_rate=4000, hop_length=40, n_mels=8, n_fft=128, win_length=128, fmax=2000.0)
+    mel = torch.randn(1, 8, 12)
+    flops = student_flops_per_audio_second(student, mel, features, chunk_frames=4, frames=12)
+    closed_form = 2 * (k * R * G + G // 2 * R) * sum(layers) * features.sample_rate
+    assert closed_form <= flops <= 1.35 * closed_form
