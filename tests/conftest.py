@@ -21,6 +21,14 @@ def _seed_everything():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_home(tmp_path, monkeypatch):
+    """vocoder-eval's reference cache (and any other XDG cache) goes to a folder of this test, never
+    the user's nor another test's: a test computes what it checks."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    yield
+
+
 @pytest.fixture
 def sample_root() -> Path:
     """The embedded kathleen sample corpus (ARCTIC layout, 40 utterances)."""

@@ -364,3 +364,46 @@ def test_reference_analysis_is_shared_and_changes_no_score(sample_root, monkeypa
             assert got[key] == want[key] or (math.isnan(got[key]) and math.isnan(want[key])), key
     # one analysis of the reference per trimmed length (2 lengths) plus one per system
     assert calls == {"harvest": 2 + 3, "cepstra": 2 + 3}
+
+
+def test_reference_cache_reuses_analysis_and_anchor_scores(sample_root, tmp_path, monkeypatch):
+    import vocoder.evaluation._metrics as metrics
+    import vocoder.evaluation._report as report
+
+    crop = slice(3000, 3000 + SR // 2)
+    ref = _write_corpus(tmp_path / "ref", sample_root, SHORT_IDS[:2], crop, None)
+    hyp = tmp_path / "hyp"
+    hyp.mkdir()
+    for seed, path in enumerate(sorted(ref.glob("*.wav"))):
+        sf.write(hyp / path.name, _add_noise(sf.read(path)[0], 15.0, seed), SR, subtype="FLOAT")
+    cache = tmp_path / "cache"
+    plain = evaluate_folders(ref, hyp, tmp_path / "plain", anchors=True, plots=0, workers=1)
+    first = evaluate_folders(ref, hyp, tmp_path / "first", anchors=True, plots=0, workers=1, cache_dir=cache)
+    assert len(list(cache.glob("*.npz"))) == 2 and not list(cache.glob("*.tmp"))
+    calls = {"harvest": 0, "anchors": 0}
+    harvest = metrics.harvest_f0
+
+    def counting_harvest(*args, **kwargs):
+        calls["harvest"] += 1
+        return harvest(*args, **kwargs)
+
+    def no_anchor(*args, **kwargs):
+        calls["anchors"] += 1
+        raise AssertionError("an anchor was recomputed")
+
+    monkeypatch.setattr(metrics, "harvest_f0", counting_harvest)
+    monkeypatch.setattr(report, "ANCHORS", {name: no_anchor for name in ANCHORS})
+    again = evaluate_folders(ref, hyp, tmp_path / "again", anchors=True, plots=0, workers=1, cache_dir=cache)
+    assert calls == {"harvest": 2, "anchors": 0}  # the two synthesized files only
+    for means in (first, again):
+        assert means.keys() == plain.keys()
+        for system in plain:
+            for metric, value in plain[system].items():
+                assert means[system][metric] == pytest.approx(value, rel=1e-12, abs=1e-12), (system, metric)
+    # another recording (or rate) is another entry; a torn entry is recomputed, not an error
+    entry = sorted(cache.glob("*.npz"))[0]
+    entry.write_bytes(b"torn")
+    monkeypatch.undo()
+    healed = evaluate_folders(ref, hyp, tmp_path / "healed", anchors=True, plots=0, workers=1, cache_dir=cache)
+    assert healed["vocoder"]["mcd_db"] == pytest.approx(plain["vocoder"]["mcd_db"], rel=1e-12)
+    assert entry.stat().st_size > 100

@@ -50,6 +50,8 @@ class EvalSettings:
     plots: int = 3
     workers: int = 2
     sample_rate: int = 16000
+    cache: bool = True
+    cache_dir: str | None = None
 
 
 def validate(cfg: DictConfig) -> EvalSettings:
@@ -94,7 +96,7 @@ def run(settings: EvalSettings) -> dict[str, dict[str, float]]:
     """
     from tqdm import tqdm
 
-    from vocoder.evaluation import evaluate_folders
+    from vocoder.evaluation import default_cache_dir, evaluate_folders
 
     output_dir = Path(settings.output_dir).expanduser()
     # the bar is drawn on an interactive stderr only (disable=None), so logs and pipes stay clean
@@ -113,6 +115,8 @@ def run(settings: EvalSettings) -> dict[str, dict[str, float]]:
             plots=settings.plots,
             workers=settings.workers,
             progress=progress,
+            cache_dir=(Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir())
+            if settings.cache else None,
         )
     print((output_dir / "summary.md").read_text())
     print(f"scores:  {output_dir / 'scores.csv'} (one row per utterance and system)")

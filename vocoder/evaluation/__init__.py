@@ -1,6 +1,7 @@
 """Objective metrics, anchors, reports and plots."""
 
 from vocoder.evaluation._anchors import ANCHORS, griffin_lim_from_mel, mulaw_8bit, world_resynthesis
+from vocoder.evaluation._cache import CACHE_VERSION, ReferenceCache, default_cache_dir
 from vocoder.evaluation._metrics import (
     PitchScores,
     ReferenceAnalysis,
@@ -23,11 +24,14 @@ from vocoder.evaluation._report import (
 )
 
 __all__ = [
+    "CACHE_VERSION",
     "ReferenceAnalysis",
+    "ReferenceCache",
     "ANCHORS",
     "METRICS",
     "EvaluationError",
     "PitchScores",
+    "default_cache_dir",
     "evaluate_folders",
     "griffin_lim_from_mel",
     "harvest_f0",

@@ -107,6 +107,11 @@ class ReferenceAnalysis:
         self._cepstra: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._f0: dict[int, np.ndarray] = {}
 
+    def preload(self, length: int, cepstra: tuple[np.ndarray, np.ndarray], f0: np.ndarray) -> None:
+        """Take an earlier :meth:`cepstra` and :meth:`f0` of the first ``length`` samples (a disk cache)."""
+        self._cepstra[length] = cepstra
+        self._f0[length] = f0
+
     def _head(self, length: int) -> np.ndarray:
         return np.asarray(self.reference[:length], dtype=np.float64)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from vocoder.data import load_audio
 from vocoder.evaluation._anchors import ANCHORS
+from vocoder.evaluation._cache import ReferenceCache
 from vocoder.evaluation._metrics import ReferenceAnalysis, score_pair
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 
@@ -56,17 +57,24 @@ def pair_files(reference_dir: Path, synthesized_dir: Path) -> list[tuple[str, Pa
     return pairs
 
 
-def _score_one(args: tuple[str, Path, Path, int, tuple[str, ...]]) -> list[dict[str, float | str]]:
-    uid, ref_path, syn_path, sample_rate, systems = args
+def _score_one(args: tuple[str, Path, Path, int, tuple[str, ...], Path | None]) -> list[dict[str, float | str]]:
+    uid, ref_path, syn_path, sample_rate, systems, cache_dir = args
     reference = load_audio(ref_path, sample_rate)
     synthesized = load_audio(syn_path, sample_rate)
-    # the reference is analysed once for the vocoder and every anchor
-    analysis = ReferenceAnalysis(reference, sample_rate)
-    scored = [("vocoder", synthesized)] + [(name, ANCHORS[name](reference, sample_rate)) for name in systems]
-    return [
-        {"utterance": uid, "system": name, **score_pair(reference, audio, sample_rate, analysis)}
-        for name, audio in scored
-    ]
+    # the reference is analysed once for the vocoder and every anchor (and, with a cache, once ever)
+    cache = ReferenceCache(cache_dir, reference, sample_rate) if cache_dir is not None else None
+    analysis = cache.analysis() if cache is not None else ReferenceAnalysis(reference, sample_rate)
+    rows = [{"utterance": uid, "system": "vocoder", **score_pair(reference, synthesized, sample_rate, analysis)}]
+    for name in systems:
+        scores = cache.anchor_scores(name, METRICS) if cache is not None else None
+        if scores is None:
+            scores = score_pair(reference, ANCHORS[name](reference, sample_rate), sample_rate, analysis)
+            if cache is not None:
+                cache.store_anchor_scores(name, scores, METRICS)
+        rows.append({"utterance": uid, "system": name, **scores})
+    if cache is not None:
+        cache.save()
+    return rows
 
 
 def evaluate_folders(
@@ -78,6 +86,7 @@ def evaluate_folders(
     plots: int = 3,
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """Score every synthesized utterance (and the anchors, if asked) and write the report.
 
@@ -94,6 +103,8 @@ def evaluate_folders(
         plots: number of utterances with a spectrogram comparison (0: no plots at all).
         workers: processes scoring utterances in parallel.
         progress: called as ``progress(scored, total)`` after each scored utterance.
+        cache_dir: keep each recording's analysis and anchor scores here and reuse them
+            (:class:`~vocoder.evaluation._cache.ReferenceCache`); ``None``: compute everything.
 
     Returns:
         ``{system: {metric: mean}}``.
@@ -109,7 +120,8 @@ def evaluate_folders(
         load_audio(ref, sample_rate)
         load_audio(syn, sample_rate)
     systems = tuple(ANCHORS) if anchors else ()
-    jobs = [(uid, ref, syn, sample_rate, systems) for uid, ref, syn in pairs]
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+    jobs = [(uid, ref, syn, sample_rate, systems, cache) for uid, ref, syn in pairs]
     rows: list[dict] = []
     if workers > 1 and len(jobs) > 1:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
