@@ -286,7 +286,7 @@ def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, hal
     out = {
         "format": WEIGHTS_FORMAT,
         "ema": weights,
-        "config": state["config"],
+        "config": upgrade_config(state["config"]),  # settings the run predates are written out
         "module": module_state,
         "step": int(state["step"]),
         "info": dict(extra or {}),
