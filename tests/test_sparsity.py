@@ -170,3 +170,37 @@ def test_invalid_configuration(kwargs, message):
 def test_unknown_gate_name():
     with pytest.raises(ValueError, match="unknown GRU gates"):
         BlockSparsifier.for_gru(_gru(), {"forget": 0.1})
+
+
+@pytest.mark.parametrize("regrow", [True, False])
+def test_a_copy_masked_when_applied_follows_the_modules_trajectory(regrow):
+    """EMA with decay 0 is the module itself: masking the copy exactly when :attr:`applied` says keeps
+    it equal at every step, also while pruned weights regrow between the pruning steps."""
+    from types import SimpleNamespace
+
+    from vocoder.training import LPCNetTask
+
+    gru = _gru()
+    copy_ = copy.deepcopy(gru)
+    sparsifier = BlockSparsifier.for_gru(gru, {"update": 0.25, "reset": 0.25, "candidate": 0.25},
+                                         start=2, end=10, interval=4, regrow=regrow)
+    task = SimpleNamespace(sparsifier=sparsifier)
+    rng = torch.Generator().manual_seed(0)
+    applied = []
+    for step in range(1, 14):
+        with torch.no_grad():  # an optimizer step that touches every weight (pruned ones regrow)
+            for p in gru.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=rng))
+        sparsifier.step(step)
+        applied.append(sparsifier.applied)
+        with torch.no_grad():  # EMA update with decay 0, then the task's masking rule
+            for target, source in zip(copy_.parameters(), gru.parameters(), strict=True):
+                target.copy_(source)
+        LPCNetTask.after_ema_update(task, SimpleNamespace(gru_a=copy_))
+        for (name, a), b in zip(gru.named_parameters(), copy_.parameters(), strict=True):
+            torch.testing.assert_close(b, a, rtol=0, atol=0, msg=f"{name} at step {step}")
+    if regrow:  # masks only at 2, 6 and from the end on (re-selected every step)
+        assert applied == [False, True, False, False, False, True, False, False, False, True, True, True, True]
+    else:  # held after every step once pruning started
+        assert applied == [False] + [True] * 12
+    assert (gru.weight_hh_l0 == 0).any()  # it did prune

@@ -17,7 +17,11 @@ kept and excluded from the block norms.
 grow back from their gradients in between, and from ``t₁`` on the blocks are re-selected by
 magnitude after every step. ``regrow=False`` re-applies the masks after every optimizer step, so
 pruned blocks stay exactly zero and every intermediate model is as sparse as its schedule says.
-Either way, :meth:`apply_masks_to` keeps a copy (the EMA weights) at the current mask.
+:attr:`applied` says whether the last :meth:`step` zeroed the pruned module; a copy such as the EMA
+weights should be masked (:meth:`apply_masks_to`) exactly then, so that it averages the trajectory the
+module really took: masking an EMA after every step while the module regrows leaves each re-selected
+block at a fraction of its weight for ~1/(1 − decay) steps, a damaged network (measured: an LPCNet
+whose masked EMA sampled with 91 % gross pitch error while its raw weights had 10 %).
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class BlockSparsifier(nn.Module):
             raise ValueError(f"block must be (rows, cols) >= 1, got {block}")
         self.start, self.end, self.interval, self.block = int(start), int(end), int(interval), block
         self.regrow = bool(regrow)
+        #: whether the last :meth:`step` zeroed the pruned weights (then copies such as the EMA should be too)
+        self.applied = False
         self.targets = tuple(targets)
         # a tuple is not registered as a submodule: the pruned module stays out of our state_dict
         self._module = (module,)
@@ -205,7 +211,8 @@ class BlockSparsifier(nn.Module):
         updated = self.is_update_step(step)
         if updated:
             self.update_masks(step)
-        if updated or (not self.regrow and int(self.last_update) >= 0):
+        self.applied = updated or (not self.regrow and int(self.last_update) >= 0)
+        if self.applied:
             self.apply_masks()
         return updated
 

@@ -168,7 +168,9 @@ class LPCNetTask(TrainingModule):
         self.model.set_gru_a_mask(mask, dense_weight_grad=sparsifier.regrow)
 
     def after_ema_update(self, ema_model: nn.Module) -> None:
-        if self.sparsifier is not None:
+        # the EMA follows the raw weights' trajectory: masked exactly when they were (regrowing runs
+        # only at the pruning steps), never held at a mask the raw weights have grown out of
+        if self.sparsifier is not None and self.sparsifier.applied:
             self.sparsifier.apply_masks_to(ema_model.gru_a)
 
     def extra_state(self) -> dict[str, Any]:
