@@ -9,12 +9,11 @@ low-bitrate feature codec, or the features a latent front end would hand it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from vocoder.inference._vocoders import SynthesisError, Vocoder
+from vocoder.inference._vocoders import SynthesisError, Vocoder, load_network_weights
 
 #: the autoencoder's training stream (``loss.stream``) → the vocoders' conditioning key it can feed
 _STREAM_KEYS = {"features": "features", "mel": "mel"}
@@ -56,7 +55,7 @@ class FeatureCodec:
         from hydra.utils import instantiate
 
         from vocoder.models import FeatureAutoencoder
-        from vocoder.training import describe_mismatch, load_weights
+        from vocoder.training import load_weights
 
         state = load_weights(checkpoint)
         config = state["config"]
@@ -69,20 +68,14 @@ class FeatureCodec:
         if not isinstance(model, FeatureAutoencoder):
             raise SynthesisError(f"codec={checkpoint}: holds a {target.rsplit('.', 1)[-1]}, not a feature "
                                  "autoencoder (train one with recipe=slt_feature_ae)")
-        if not use_ema and "model" not in state:
-            raise SynthesisError(f"codec={checkpoint}: holds the EMA weights only (a weights file); use use_ema=true")
-        weights = state["ema" if use_ema else "model"]
-        mismatch = describe_mismatch(model.state_dict(), weights)
-        if mismatch:
-            raise SynthesisError(f"codec={checkpoint}: weights do not fit {target} ({mismatch})")
-        model.load_state_dict(weights)
+        load_network_weights(model, state, use_ema, f"codec={checkpoint}", target)
         loss_cfg = config.get("loss") or {}
         return cls(model, str(loss_cfg.get("stream", "features")))
 
     def _check(self, x: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != (self.input_size if what == "features" else self.latent_size):
-            size = self.input_size if what == "features" else self.latent_size
+        size = self.input_size if what == "features" else self.latent_size
+        if x.ndim != 2 or x.shape[1] != size:
             raise SynthesisError(f"codec: {what} must be (T, {size}), got shape {x.shape}")
         return x
 
@@ -130,7 +123,3 @@ class CodedVocoder(Vocoder):
         if width != self.codec.input_size:
             raise SynthesisError(f"codec: takes {self.codec.input_size} values per frame, the inputs have {width}")
         return self.inner.synthesize([self.codec.roundtrip(c) for c in conditioning], seed=seed)
-
-    @classmethod
-    def from_checkpoint(cls, *args: Any, **kwargs: Any) -> Vocoder:  # pragma: no cover - not a model family
-        raise TypeError("CodedVocoder wraps a loaded vocoder: CodedVocoder(load(...), FeatureCodec.load(...))")

@@ -221,6 +221,24 @@ VOCODERS: dict[str, type[Vocoder]] = {"LPCNet": LPCNetVocoder, "WaveNetTeacher":
                                       "IAFStudent": IAFVocoder}
 
 
+def load_network_weights(model: nn.Module, state: dict[str, Any], use_ema: bool, label: str, target: str) -> None:
+    """Load a checkpoint's EMA (or raw) weights into the network rebuilt from its config.
+
+    Raises:
+        SynthesisError: one line starting with ``label`` when the file has no raw weights or they do
+            not fit ``target``.
+    """
+    from vocoder.training import describe_mismatch
+
+    if not use_ema and "model" not in state:
+        raise SynthesisError(f"{label}: holds the EMA weights only (a weights file); use use_ema=true")
+    weights = state["ema" if use_ema else "model"]
+    mismatch = describe_mismatch(model.state_dict(), weights)
+    if mismatch:
+        raise SynthesisError(f"{label}: weights do not fit {target} ({mismatch})")
+    model.load_state_dict(weights)
+
+
 def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **options: Any) -> Vocoder:
     """Rebuild the network of a trainer checkpoint and wrap it for synthesis.
 
@@ -236,7 +254,7 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     """
     from hydra.utils import instantiate
 
-    from vocoder.training import describe_mismatch, load_weights
+    from vocoder.training import load_weights
 
     state = load_weights(checkpoint, map_location=device)
     config = state["config"]
@@ -249,13 +267,7 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     if family not in VOCODERS:
         raise SynthesisError(f"{checkpoint}: unknown model {target!r}; known: {', '.join(sorted(VOCODERS))}")
     model = instantiate(model_cfg, _convert_="all")
-    if not use_ema and "model" not in state:
-        raise SynthesisError(f"{checkpoint}: holds the EMA weights only (a weights file); use use_ema=true")
-    weights = state["ema" if use_ema else "model"]
-    mismatch = describe_mismatch(model.state_dict(), weights)
-    if mismatch:
-        raise SynthesisError(f"{checkpoint}: weights do not fit {target} ({mismatch})")
-    model.load_state_dict(weights)
+    load_network_weights(model, state, use_ema, str(checkpoint), target)
     model.to(device)
     features = FeatureSettings(**feature_cfg)
     try:
