@@ -159,3 +159,22 @@ def test_lpcnet_training_with_the_mask_equals_dense_training_masked():
         torch.testing.assert_close(sparse_grads[name], expected, rtol=0, atol=1e-12, msg=name)
     assert torch.any(dense_grads["gru_a.weight_hh_l0"][~mask] != 0)
     assert torch.all(sparse_grads["gru_a.weight_hh_l0"][~mask] == 0)
+
+
+def test_thread_ranges_cover_everything_once_and_errors_reach_the_caller():
+    from vocoder.layers import run_in_threads, split_range
+
+    for size, workers in [(1, 4), (5, 2), (7, 3), (16, 4), (3, 8)]:
+        chunks = split_range(size, workers)
+        assert len(chunks) == min(size, workers)
+        assert [i for first, last in chunks for i in range(first, last)] == list(range(size))
+    seen = []
+    run_in_threads(lambda first, last: seen.extend(range(first, last)), split_range(10, 3))
+    assert sorted(seen) == list(range(10))
+
+    def fail(first, last):
+        if first > 0:
+            raise ValueError(f"chunk {first}")
+
+    with pytest.raises(ValueError, match="chunk"):
+        run_in_threads(fail, split_range(6, 3))

@@ -22,7 +22,6 @@ traffic, not arithmetic, for a single utterance); ``threads > 1`` splits the bat
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -49,6 +48,8 @@ from vocoder.layers import (
     one_like,
     pack_blocks,
     pack_dense,
+    run_in_threads,
+    split_range,
     vexp,
     vsigmoid,
     vtanh,
@@ -339,27 +340,8 @@ def run_synthesis_kernel(kernel, arguments: tuple, batch: int, n_samples: int, t
     excitation = np.zeros((batch, n_samples), np.int64)
     signal = np.zeros((batch, n_samples), np.float64)
     prediction = np.zeros((batch, n_samples), np.float64)
-    workers = max(1, min(int(threads), batch))
-    bounds = [round(i * batch / workers) for i in range(workers + 1)]
-    jobs = [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
-    errors: list[BaseException] = []
-
-    def run(first: int, last: int) -> None:
-        try:
-            kernel(*arguments, first, last, excitation, signal, prediction)
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
-
-    if len(jobs) == 1:
-        run(*jobs[0])
-    else:
-        pool = [threading.Thread(target=run, args=job) for job in jobs]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(lambda first, last: kernel(*arguments, first, last, excitation, signal, prediction),
+                   split_range(batch, threads))
     return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
 
 

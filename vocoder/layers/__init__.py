@@ -35,6 +35,7 @@ from vocoder.layers._simd import (
 )
 from vocoder.layers._sparse_gru import live_blocks, sparse_gru_sequence
 from vocoder.layers._sparsity import GRU_GATES, BlockSparsifier, SparseTarget
+from vocoder.layers._threads import run_in_threads, split_range
 from vocoder.layers._upsample import RepeatUpsampler, TransposedConvUpsampler, build_upsampler
 from vocoder.layers._wavenet import (
     CausalConv1d,
@@ -47,6 +48,8 @@ from vocoder.layers._wavenet import (
 )
 
 __all__ = [
+    "run_in_threads",
+    "split_range",
     "GRU_GATES",
     "BlockSparsifier",
     "DualFC",

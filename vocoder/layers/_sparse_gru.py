@@ -20,9 +20,6 @@ synchronization); the weight gradient is split by block rows.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from llvmlite import ir
@@ -41,6 +38,7 @@ from vocoder.layers._simd import (
     block_gemv2,
     block_gemv4,
 )
+from vocoder.layers._threads import run_in_threads, split_range
 
 # samples per tile of the weight-gradient kernel: the tile's gradients and states stay in L2
 _TILE = 64
@@ -333,31 +331,8 @@ def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_
 
 
 def _chunks(size: int) -> list[tuple[int, int]]:
-    workers = max(1, min(torch.get_num_threads(), size))
-    bounds = [round(i * size / workers) for i in range(workers + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
-
-
-def _run_chunks(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
-    """``work(first, last)`` per chunk in parallel threads (the kernels release the GIL)."""
-    if len(chunks) == 1:
-        work(*chunks[0])
-        return
-    errors: list[BaseException] = []
-
-    def run(first: int, last: int) -> None:
-        try:
-            work(first, last)
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=chunk) for chunk in chunks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    """One contiguous chunk per intra-op thread."""
+    return split_range(size, torch.get_num_threads())
 
 
 class _SparseGRUSequence(torch.autograd.Function):
@@ -386,7 +361,7 @@ class _SparseGRUSequence(torch.autograd.Function):
         arrays = (x.numpy(), h0.numpy(), row_ptr, col_idx, blocks, diagonal,
                   bias_hh.detach().contiguous().numpy(), hidden_gates.numpy(), gates.numpy(),
                   candidate_hidden.numpy(), output.numpy())
-        _run_chunks(lambda first, last: sparse_gru_forward(*arrays, first, last), _chunks(batch))
+        run_in_threads(lambda first, last: sparse_gru_forward(*arrays, first, last), _chunks(batch))
         ctx.save_for_backward(h0, gates, candidate_hidden, output, mask)
         ctx.sparse = (row_ptr, col_idx, blocks, diagonal)
         ctx.dense_weight_grad = dense_weight_grad
@@ -406,7 +381,7 @@ class _SparseGRUSequence(torch.autograd.Function):
         arrays = (grad_output.numpy(), gates.numpy(), candidate_hidden.numpy(), output.numpy(), h0.numpy(),
                   grad_h.numpy(), grad_hidden_gates.numpy(), grad_input_gates.numpy(),
                   grad_candidate_hidden.numpy(), col_ptr, block_row, entry, blocks, diagonal)
-        _run_chunks(lambda first, last: sparse_gru_backward(*arrays, first, last), _chunks(batch))
+        run_in_threads(lambda first, last: sparse_gru_backward(*arrays, first, last), _chunks(batch))
 
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[2] and ctx.dense_weight_grad:
@@ -424,7 +399,7 @@ class _SparseGRUSequence(torch.autograd.Function):
             grad_diagonal = np.empty_like(diagonal)
             weight_arrays = (grad_input_gates.numpy(), grad_candidate_hidden.numpy(), output.numpy(),
                              h0.numpy(), row_ptr, col_idx, grad_blocks, grad_diagonal)
-            _run_chunks(lambda first, last: sparse_weight_grad(*weight_arrays, first, last),
+            run_in_threads(lambda first, last: sparse_weight_grad(*weight_arrays, first, last),
                         _chunks(row_ptr.shape[0] - 1))
             grad_weight = grad_output.new_zeros(mask.shape)
             if col_idx.shape[0]:

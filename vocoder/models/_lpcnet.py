@@ -31,7 +31,6 @@ fused ``nn.GRU`` modules run the textbook formulation; they hold the parameters 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,9 @@ from vocoder.layers import (
     gru_forward_step,
     input_gates_backward,
     input_gates_forward,
+    run_in_threads,
     sparse_gru_sequence,
+    split_range,
 )
 
 GRUState = tuple[torch.Tensor, torch.Tensor]
@@ -56,9 +57,7 @@ GRUState = tuple[torch.Tensor, torch.Tensor]
 
 def _chunks(size: int) -> list[tuple[int, int]]:
     """Split ``range(size)`` into one contiguous chunk per intra-op thread."""
-    workers = max(1, min(torch.get_num_threads(), size))
-    bounds = [round(i * size / workers) for i in range(workers + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+    return split_range(size, torch.get_num_threads())
 
 
 def _run_chunks(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
@@ -73,25 +72,11 @@ def _run_chunks(work: Callable[[int, int], None], chunks: list[tuple[int, int]])
         work(*chunks[0])
         return
     threads_before = torch.get_num_threads()
-    errors: list[BaseException] = []
-
-    def run(first: int, last: int) -> None:
-        try:
-            work(first, last)
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
-
     torch.set_num_threads(1)
     try:
-        threads = [threading.Thread(target=run, args=chunk) for chunk in chunks]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(work, chunks)
     finally:
         torch.set_num_threads(threads_before)
-    if errors:
-        raise errors[0]
 
 
 class _InputGates(torch.autograd.Function):
