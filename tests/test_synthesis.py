@@ -52,7 +52,9 @@ def test_batched_synthesis_equals_one_by_one(checkpoint):
     # float64: the fast path advances 1, 2 or 4 utterances at once with different accumulation splits
     # (and torch's frame network sees batch 2 vs 1), so float32 batches differ from single calls in the
     # last bits and a sampled code flips wherever a uniform lies that close to a CDF boundary — on some
-    # CPU, for some input. In float64 such a flip is ~1e-10 likely; equality then tests the batching.
+    # CPU, for some input. In float64 such a flip is ~1e-10 likely. The LPC and de-emphasis around the
+    # codes may still differ in the last bits with the batch (torch's batched float64 ops), so the check
+    # is 1e-9: one flipped code moves a sample by at least a μ-law step (> 1e-5) and still fails it.
     vocoder.model.double()
     rng = np.random.default_rng(0)
     wave, _ = sf.read(SLT_WAV, dtype="float32")
@@ -60,7 +62,7 @@ def test_batched_synthesis_equals_one_by_one(checkpoint):
     together = vocoder.synthesize(features, seed=3)
     assert [len(w) for w in together] == [4800, 6400]
     alone = vocoder.synthesize(features[:1], seed=3)
-    np.testing.assert_array_equal(together[0], alone[0])
+    np.testing.assert_allclose(together[0], alone[0], rtol=0, atol=1e-9)
     assert rng is not None and np.isfinite(together[1]).all()
 
 
