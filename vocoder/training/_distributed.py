@@ -44,8 +44,16 @@ def init_distributed(device_kind: str) -> DistributedContext:
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(clean: bool = True) -> None:
+    """Leave the process group; after a clean run every rank first waits for the others.
+
+    Without the barrier a rank that finishes early (the others still writing a checkpoint) tears its gloo
+    connections down under a peer, which can abort that peer's process (SIGABRT) instead of exiting 0.
+    After an error there is no barrier: the other ranks may never reach it.
+    """
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -404,14 +404,17 @@ class Trainer:
 
     def fit(self) -> dict[str, float]:
         """Train until ``max_steps`` (or a stop signal); returns the last logged scalars."""
+        clean = False
         try:
             self._setup()
             with self._stop_on_signals():
-                return self._loop()
+                result = self._loop()
+            clean = True
+            return result
         finally:
             if self.writer is not None:
                 self.writer.close()
-            shutdown_distributed()
+            shutdown_distributed(clean=clean)
 
     def _loop(self) -> dict[str, float]:
         settings = self.settings
