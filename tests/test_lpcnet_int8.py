@@ -23,7 +23,13 @@ from vocoder.layers import (
     quantize_activations_reference,
     quantize_rows,
 )
-from vocoder.layers._int8 import int8_block_gemv_avx2, int8_block_gemv_generic, int8_dense_gemv_avx2
+from vocoder.layers._int8 import (
+    int8_block_gemv_avx2,
+    int8_block_gemv_generic,
+    int8_block_gemv_vnni,
+    int8_dense_gemv_avx2,
+    int8_dense_gemv_vnni,
+)
 from vocoder.models import LPCNet
 
 
@@ -42,8 +48,8 @@ def _caller(product):
     """A numba function calling ``product`` (numba-only functions and intrinsics) once."""
 
     @njit
-    def call(row_ptr, col_idx, weights, xq, scale, y):
-        product(row_ptr, col_idx, weights, xq, scale, y)
+    def call(row_ptr, col_idx, weights, row_sum, xq, scale, y):
+        product(row_ptr, col_idx, weights, row_sum, xq, scale, y)
 
     return call
 
@@ -52,8 +58,11 @@ PRODUCTS = {
     "generic": (int8_block_gemv_generic, int8_block_gemv_generic),
     "auto": (int8_block_gemv, int8_dense_gemv),
 }
-if int8_isa() == "avx2":
+# every product the compile target can run: the AVX2 one also on AVX-512 machines
+if int8_isa() in ("avx2", "avx512vnni"):
     PRODUCTS["avx2"] = (int8_block_gemv_avx2, int8_dense_gemv_avx2)
+if int8_isa() == "avx512vnni":
+    PRODUCTS["avx512vnni"] = (int8_block_gemv_vnni, int8_dense_gemv_vnni)
 
 
 # ------------------------------------------------------------------------------ int8 arithmetic
@@ -90,8 +99,13 @@ def test_pack_int8_blocks_layout(density):
     keep = rng.random((3, cols)) < density
     matrix = rng.integers(-127, 128, (rows, cols)).astype(np.int8)
     matrix *= np.repeat(keep, 16, axis=0)[:rows].astype(np.int8)
-    row_ptr, col_idx, weights = pack_int8_blocks(matrix)
+    row_ptr, col_idx, weights, row_sum = pack_int8_blocks(matrix)
     assert row_ptr.dtype == np.int32 and col_idx.dtype == np.int32 and weights.dtype == np.int8
+    assert row_sum.dtype == np.int32 and row_sum.shape == (48,)
+    np.testing.assert_array_equal(row_sum[:rows], matrix.astype(np.int64).sum(axis=1))
+    np.testing.assert_array_equal(row_sum[rows:], 0)
+    # 64 zero entries after the last group's columns (the AVX-512 product reads 16 groups at once)
+    assert col_idx.shape == (4 * row_ptr[-1] + 64,) and np.all(col_idx[4 * row_ptr[-1]:] == 0)
     rebuilt = np.zeros((48, cols), np.int64)
     for block_row in range(3):
         for group in range(row_ptr[block_row], row_ptr[block_row + 1]):
@@ -106,11 +120,12 @@ def test_pack_int8_blocks_layout(density):
 
 @pytest.mark.parametrize("name", sorted(PRODUCTS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_int8_products_are_exact(name, dtype):
+@pytest.mark.parametrize("cols,density", [(96, 0.3), (300, 0.9)])  # ≤ 16 and > 16 groups per block row;
+def test_int8_products_are_exact(name, dtype, cols, density):  # 300: not a multiple of 128 (permute chunks)
     sparse_product, dense_product = (_caller(p) for p in PRODUCTS[name])
     rng = np.random.default_rng(2)
-    rows, cols = 64, 96
-    keep = rng.random((4, cols)) < 0.3
+    rows = 64
+    keep = rng.random((4, cols)) < density
     quantized = rng.integers(-127, 128, (rows, cols)).astype(np.int8) * np.repeat(keep, 16, 0).astype(np.int8)
     xq = rng.integers(-127, 128, cols).astype(np.int8)
     expected = quantized.astype(np.int64) @ xq.astype(np.int64)

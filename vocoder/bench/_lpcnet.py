@@ -139,6 +139,7 @@ class LPCNetSynthesisResult:
     peak_rss_mb: float
     int8_rtf: float = float("nan")
     int8_cpu_rtf: float = float("nan")
+    int8_product: str = ""  # vocoder.layers.int8_isa() of the run: avx512vnni, avx2 or generic
 
 
 @dataclass
@@ -196,7 +197,8 @@ class LPCNetResult:
             (f"fast RTF per utterance, batch {s.batch} (wall)", f"{s.fast_batch_rtf:.4f}"),
             ("torch loop RTF (wall, extrapolated)", f"{s.torch_rtf:.3f}  (timed on {s.torch_seconds:.2f} s)"),
             ("fast vs torch speed-up", f"{s.torch_rtf / s.fast_rtf:.1f}x"),
-            ("int8 RTF, 1 utterance, 1 core (wall)", f"{s.int8_rtf:.4f}"),
+            ("int8 RTF, 1 utterance, 1 core (wall)",
+             f"{s.int8_rtf:.4f}  ({s.int8_product or '?'} int8 product)"),
             ("int8 RTF, 1 utterance, 1 core (CPU time)", f"{s.int8_cpu_rtf:.4f}"),
             ("int8 vs torch speed-up", f"{s.torch_rtf / s.int8_rtf:.1f}x"),
             (
@@ -406,6 +408,7 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         synthesize_int8,
         synthesize_reference,
     )
+    from vocoder.layers import int8_isa
 
     with one_core() as core:
         model, densities = pruned_model(settings.model)
@@ -448,6 +451,7 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         torch_rtf=torch_wall / torch_duration,
         torch_cpu_rtf=torch_cpu / torch_duration,
         int8_rtf=int8_wall / duration,
+        int8_product=int8_isa(),
         int8_cpu_rtf=int8_cpu / duration,
         peak_rss_mb=peak_rss_mb(),
     )

@@ -58,7 +58,7 @@ class QuantizedMatrix:
     """An int8 matrix with per-row scales, packed for :func:`vocoder.layers.int8_block_gemv`.
 
     Attributes:
-        row_ptr, col_idx, weights: the packed layout (:func:`vocoder.layers.pack_int8_blocks`).
+        row_ptr, col_idx, weights, row_sum: the packed layout (:func:`vocoder.layers.pack_int8_blocks`).
         scale: ``(padded rows,)`` ``scale_r / 127`` (activation step folded in), float dtype.
         quantized: ``(rows, cols)`` int8 weights (for references and inspection).
         row_scale: ``(rows,)`` float64 ``scale_r``.
@@ -67,6 +67,7 @@ class QuantizedMatrix:
     row_ptr: np.ndarray
     col_idx: np.ndarray
     weights: np.ndarray
+    row_sum: np.ndarray
     scale: np.ndarray
     quantized: np.ndarray
     row_scale: np.ndarray
@@ -93,10 +94,10 @@ def quantize_matrix(matrix: np.ndarray, dtype: np.dtype, dense: bool = False) ->
         keep = np.ones((n_block_rows, cols), bool)
     else:
         keep = np.any(padded.reshape(n_block_rows, 16, cols) != 0, axis=1)
-    row_ptr, col_idx, weights = pack_int8_blocks(quantized, keep)
+    row_ptr, col_idx, weights, row_sum = pack_int8_blocks(quantized, keep)
     scale = np.zeros(n_block_rows * 16)
     scale[:rows] = row_scale / 127.0
-    return QuantizedMatrix(row_ptr, col_idx, weights, scale.astype(dtype), quantized, row_scale)
+    return QuantizedMatrix(row_ptr, col_idx, weights, row_sum, scale.astype(dtype), quantized, row_scale)
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,9 @@ def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> Pack
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def _synthesize_int8_kernel(tables, a_frame, b_frame,
-                            a_ptr, a_idx, a_weights, a_scale, a_diagonal, a_bias,
-                            bi_ptr, bi_idx, bi_weights, bi_scale,
-                            br_ptr, br_idx, br_weights, br_scale, b_bias,
+                            a_ptr, a_idx, a_weights, a_sum, a_scale, a_diagonal, a_bias,
+                            bi_ptr, bi_idx, bi_weights, bi_sum, bi_scale,
+                            br_ptr, br_idx, br_weights, br_sum, br_scale, b_bias,
                             fc, fc_bias, fc_scale,
                             lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, last,
                             excitation, signal, prediction):
@@ -246,7 +247,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                 offset = gate * hidden_a
                 for j in range(hidden_a):
                     g_a[offset + j] = a_bias[offset + j] + a_diagonal[offset + j] * h_a[j]
-            int8_block_gemv(a_ptr, a_idx, a_weights, q_a, a_scale, g_a)
+            int8_block_gemv(a_ptr, a_idx, a_weights, a_sum, q_a, a_scale, g_a)
             _gru_update(x_a, g_a, h_a, hidden_a)
             quantize_activations(h_a, q_a)
 
@@ -255,8 +256,8 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             for i in range(b_gates):
                 x_b[i] = frame_b[i]
                 g_b[i] = b_bias[i]
-            int8_dense_gemv(bi_ptr, bi_idx, bi_weights, q_a, bi_scale, x_b)
-            int8_dense_gemv(br_ptr, br_idx, br_weights, q_b, br_scale, g_b)
+            int8_dense_gemv(bi_ptr, bi_idx, bi_weights, bi_sum, q_a, bi_scale, x_b)
+            int8_dense_gemv(br_ptr, br_idx, br_weights, br_sum, q_b, br_scale, g_b)
             _gru_update(x_b, g_b, h_b, hidden_b)
             quantize_activations(h_b, q_b)
 
@@ -335,12 +336,13 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
     a, bi, br = packed.a_recurrent, packed.b_input, packed.b_recurrent
     arguments = (
         array(inputs.tables), array(inputs.a_frame), b_frame,
-        a.row_ptr, a.col_idx, a.weights, a.scale, packed.a_diagonal, packed.a_bias,
-        bi.row_ptr, bi.col_idx, bi.weights, bi.scale,
-        br.row_ptr, br.col_idx, br.weights, br.scale, packed.b_bias,
+        a.row_ptr, a.col_idx, a.weights, a.row_sum, a.scale, packed.a_diagonal, packed.a_bias,
+        bi.row_ptr, bi.col_idx, bi.weights, bi.row_sum, bi.scale,
+        br.row_ptr, br.col_idx, br.weights, br.row_sum, br.scale, packed.b_bias,
         packed.fc, packed.fc_bias, packed.fc_scale,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
-        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer), model.hop_length,
+        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
+        model.hop_length,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
     )
     return run_synthesis_kernel(_synthesize_int8_kernel, arguments, batch, n_samples, threads)
