@@ -80,6 +80,65 @@ def test_dualfc_against_hand_computation():
     np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-13, atol=1e-14)
 
 
+def _dualfc_reference(layer: DualFC, x: torch.Tensor) -> torch.Tensor:
+    """The layer's plain torch expression (what the fused CPU training path replaces)."""
+    out = layer.out_features
+    hidden = torch.tanh(torch.nn.functional.linear(x, layer.weight.reshape(2 * out, -1), layer.bias.reshape(2 * out)))
+    return (hidden.unflatten(-1, (2, out)) * layer.scale).sum(-2)
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dualfc_fused_training_path_equals_torch_expression(dtype, rtol, threads):
+    torch.manual_seed(3)
+    layer = DualFC(16, 256).to(dtype)
+    with torch.no_grad():
+        layer.bias.normal_()
+        layer.scale.uniform_(0.5, 1.5)
+    x = torch.randn(3, 41, 16, dtype=dtype, requires_grad=True)
+    grad = torch.randn(3, 41, 256, dtype=dtype)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the row range is split over this many threads
+    try:
+        out = layer(x)
+        grads = torch.autograd.grad(out, [x, layer.weight, layer.bias, layer.scale], grad)
+    finally:
+        torch.set_num_threads(previous)
+    reference = _dualfc_reference(layer, x)
+    expected = torch.autograd.grad(reference, [x, layer.weight, layer.bias, layer.scale], grad)
+    assert out.shape == reference.shape
+    torch.testing.assert_close(out, reference, rtol=rtol, atol=rtol)
+    for name, value, wanted in zip(("x", "weight", "bias", "scale"), grads, expected, strict=True):
+        assert value.shape == wanted.shape, name
+        torch.testing.assert_close(value, wanted, rtol=rtol, atol=rtol * wanted.abs().max().item(), msg=name)
+
+
+def test_dualfc_fused_function_gradcheck():
+    from vocoder.layers._dualfc import _DualFCFunction
+
+    generator = torch.Generator().manual_seed(4)
+    inputs = [torch.randn(shape, dtype=torch.float64, generator=generator, requires_grad=True)
+              for shape in ((6, 5), (14, 5), (14,), (2, 7))]
+    assert torch.autograd.gradcheck(_DualFCFunction.apply, inputs)
+
+
+def test_dualfc_takes_the_fused_path_only_when_training_on_the_cpu(monkeypatch):
+    from vocoder.layers import _dualfc
+
+    calls = []
+    original = _dualfc._DualFCFunction.apply
+    monkeypatch.setattr(_dualfc._DualFCFunction, "apply", lambda *a: calls.append(1) or original(*a))
+    layer = DualFC(4, 8)
+    x = torch.randn(2, 3, 4)
+    layer(x)
+    assert len(calls) == 1
+    with torch.no_grad():  # synthesis and evaluation: the torch expression
+        torch.testing.assert_close(layer(x), _dualfc_reference(layer, x), rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x)
+    assert len(calls) == 1
+
+
 def test_dualfc_initialization():
     layer = DualFC(16, 256)
     assert torch.all(layer.scale == 1) and torch.all(layer.bias == 0)
