@@ -435,6 +435,7 @@ def test_lpcnet_lines_are_the_scripts_format():
         peak_rss_mb=400.0,
         int8_rtf=0.05,
         int8_cpu_rtf=0.045,
+        int8_product="avx512vnni",
     )
     training = LPCNetTrainingResult(samples_per_s=29400.0, peak_rss_mb=1900.0, step_s=2.61, step_cpu_s=5.2,
                                     sparse_samples_per_s=88200.0, sparse_step_s=0.87, sparse_density=0.1,
@@ -448,7 +449,7 @@ def test_lpcnet_lines_are_the_scripts_format():
         "fast RTF per utterance, batch 4 (wall)        0.0700",
         "torch loop RTF (wall, extrapolated)           7.500  (timed on 0.10 s)",
         "fast vs torch speed-up                        75.0x",
-        "int8 RTF, 1 utterance, 1 core (wall)          0.0500",
+        "int8 RTF, 1 utterance, 1 core (wall)          0.0500  (avx512vnni int8 product)",
         "int8 RTF, 1 utterance, 1 core (CPU time)      0.0450",
         "int8 vs torch speed-up                        150.0x",
         "training samples/s (B=32 x 2400, 2 threads)   29400  (median step 2.61 s)",
