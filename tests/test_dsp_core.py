@@ -246,6 +246,19 @@ def test_mel_spectrogram_equals_librosa(dtype, power, n_fft, hop_length, win_len
     np.testing.assert_allclose(got.numpy(), expected, rtol=rtol, atol=rtol * 1e-6 * expected.max())
 
 
+def test_mel_magnitude_with_gradient_equals_the_fast_path_and_stays_finite_on_silence():
+    # no gradient: |X| from re² + im²; with one: complex abs, whose gradient at |X| = 0 is 0 (a square
+    # root's would be infinite and turn the gradient of a half-silent signal into NaN)
+    x = torch.from_numpy(_test_signal(3200, np.float64))
+    x[:1600] = 0.0
+    fast = mel_spectrogram(x, 16000, 512, 160, n_mels=40, power=1.0)
+    x.requires_grad_(True)
+    with_grad = mel_spectrogram(x, 16000, 512, 160, n_mels=40, power=1.0)
+    torch.testing.assert_close(with_grad.detach(), fast, rtol=1e-12, atol=1e-15)
+    with_grad.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad[1700:].abs().max() > 0
+
+
 def test_mel_filterbank_is_librosa_in_the_requested_dtype():
     bank = mel_filterbank(22050, 1024, 80, fmin=50.0, fmax=11025.0, dtype=torch.float64)
     expected = librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=50.0, fmax=11025.0, dtype=np.float64)

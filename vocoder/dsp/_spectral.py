@@ -77,9 +77,17 @@ def mel_spectrogram(
     Equal to ``librosa.feature.melspectrogram`` with the same arguments (see the module
     docstring for the window/centering/padding conventions). Differentiable.
     """
-    spec = stft(x, n_fft, hop_length, win_length, center=center).abs()
-    if power != 1.0:
-        spec = spec.pow(power)
+    spec = stft(x, n_fft, hop_length, win_length, center=center)
+    if power == 2.0 or not (torch.is_grad_enabled() and spec.requires_grad):
+        # |X|² from the real and imaginary parts: 3× faster than complex abs (a hypot per bin)
+        parts = torch.view_as_real(spec)
+        spec = parts[..., 0].square() + parts[..., 1].square()
+        if power != 2.0:
+            spec = spec.sqrt() if power == 1.0 else spec.pow(power / 2)
+    else:  # magnitude with a gradient: abs's is 0 at 0, the square root's would not be finite
+        spec = spec.abs()
+        if power != 1.0:
+            spec = spec.pow(power)
     if filterbank is None:
         filterbank = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=spec.dtype,
                                     device=spec.device)
