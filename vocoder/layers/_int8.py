@@ -35,6 +35,8 @@ products (four int8 products summed into each 32-bit lane), while pruned blocks 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -192,6 +194,11 @@ def _product_types(row_ptr, col_idx, weights, row_sum, xq, scale, y) -> bool:
             and _is_vector(scale, y.dtype))
 
 
+def _llvm_function(module, name: str, result, *arguments):
+    """Declare (once) the LLVM function or intrinsic ``name`` in ``module``."""
+    return cgutils.get_or_insert_function(module, ir.FunctionType(result, list(arguments)), name)
+
+
 def _make_int8_gemv_avx2(dense: bool):
     """The AVX2 product; ``dense``: group ``g`` of a block row holds the columns ``4g … 4g + 3``."""
 
@@ -204,11 +211,7 @@ def _make_int8_gemv_avx2(dense: bool):
             i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
             bytes32, words16, ints8 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
             floats8 = ir.VectorType(context.get_value_type(signature.args[6].dtype), 8)
-            module = builder.module
-
-            def function(name, result, *arguments):
-                return cgutils.get_or_insert_function(module, ir.FunctionType(result, list(arguments)), name)
-
+            function = functools.partial(_llvm_function, builder.module)
             psign = function("llvm.x86.avx2.psign.b", bytes32, bytes32, bytes32)
             pabs = function("llvm.abs.v32i8", bytes32, bytes32, ir.IntType(1))
             maddubs = function("llvm.x86.avx2.pmadd.ub.sw", words16, bytes32, bytes32)
@@ -292,11 +295,7 @@ def _make_int8_gemv_vnni(dense: bool):
             index64 = ir.VectorType(i32, 64)
             float_type = context.get_value_type(signature.args[6].dtype)
             floats16 = ir.VectorType(float_type, 16)
-            module = builder.module
-
-            def function(name, result, *arguments):
-                return cgutils.get_or_insert_function(module, ir.FunctionType(result, list(arguments)), name)
-
+            function = functools.partial(_llvm_function, builder.module)
             dpbusd = function("llvm.x86.avx512.vpdpbusd.512", ints16, ints16, ints16, ints16)
             permute2 = function("llvm.x86.avx512.vpermi2var.qi.512", bytes64, bytes64, bytes64, bytes64)
             masked_load = function("llvm.masked.load.v64i8.p0", bytes64, bytes64.as_pointer(), i32, mask64,
