@@ -162,14 +162,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: int,
-                   pdf_floor: float) -> np.ndarray:
+                   pdf_floor: float, dual_fc: str = "int8") -> np.ndarray:
     """float64 numpy loop of the int8 arithmetic (quantized weights taken from the model directly).
+
+    ``dual_fc="int8"``: the DualFC product with per-row int8 weights on GRU_B's quantized state.
 
     Returns:
         ``(B, N)`` excitation codes.
     """
     inputs = prepare_synthesis(model, features, lpc, seed)
-    tables = inputs.tables.detach().numpy()
+    tables = inputs.tables.detach().double().numpy()
     a_frame, b_frame = inputs.a_frame.detach().numpy(), inputs.b_frame.detach().numpy()
     hidden_a, hidden_b = model.gru_a.hidden_size, model.gru_b.hidden_size
     levels, bits, hop = model.n_levels, model.mulaw_bits, model.hop_length
@@ -186,6 +188,7 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
     (q_a, s_a), (q_bi, s_bi), (q_br, s_br) = (quantize_rows(m) for m in matrices)
     b_a, b_b = numpy(model.gru_a.bias_hh_l0), numpy(model.gru_b.bias_hh_l0)
     fc_w = numpy(model.dual_fc.weight).reshape(2 * levels, -1)
+    q_fc, s_fc = quantize_rows(fc_w)
     fc_b, fc_s = numpy(model.dual_fc.bias).reshape(-1), numpy(model.dual_fc.scale).reshape(-1)
 
     def product(quantized, scale, xq):
@@ -215,7 +218,8 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
             x_b = b_frame[u, f] + product(q_bi, s_bi, xq_a)
             h_b = gru(x_b, b_b + product(q_br, s_br, xq_b), h_b)
             xq_b = quantize_activations_reference(h_b)
-            branches = np.tanh(fc_w @ h_b + fc_b) * fc_s
+            fc_product = product(q_fc, s_fc, xq_b) if dual_fc == "int8" else fc_w @ h_b
+            branches = np.tanh(fc_product + fc_b) * fc_s
             logits = branches[:levels] + branches[levels:]
             weights = np.exp(inputs.exponent[u, f] * (logits - logits.max()))
             weights = np.maximum(weights / weights.sum() - pdf_floor, 0.0)
@@ -227,21 +231,33 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
     return codes
 
 
-def test_int8_path_equals_float64_reference_sample_for_sample(sparse_model):
+@pytest.mark.parametrize("dual_fc", ["int8", "float"])
+def test_int8_path_equals_float64_reference_sample_for_sample(sparse_model, dual_fc):
     features = _features(3, 6, seed=4)
     lpc = lpc_from_cepstrum(features[..., :18], order=16)
     packed = pack_lpcnet_int8(sparse_model, np.float64)
     assert packed.density == pytest.approx(0.25, abs=0.01)
-    result = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, packed=packed)
-    expected = int8_reference(sparse_model, features, lpc, seed=3, pdf_floor=0.002)
+    result = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, packed=packed,
+                             dual_fc=dual_fc)
+    expected = int8_reference(sparse_model, features, lpc, seed=3, pdf_floor=0.002, dual_fc=dual_fc)
     np.testing.assert_array_equal(result.excitation, expected)
     assert len(np.unique(expected)) > 20  # not degenerate
     # quantization changes the samples: the int8 path is not the float path in disguise
     float_path = synthesize_fast(sparse_model, features, lpc=lpc, seed=3)
     assert not np.array_equal(float_path.excitation, result.excitation)
     # threads split the batch without changing anything
-    threaded = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, threads=2)
+    threaded = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, threads=2,
+                               dual_fc=dual_fc)
     np.testing.assert_array_equal(threaded.excitation, expected)
+
+
+def test_int8_dual_fc_setting_changes_the_arithmetic_and_a_bad_value_is_one_line(sparse_model):
+    features = _features(1, 4, seed=6)
+    results = [synthesize_int8(sparse_model, features, seed=2, dtype=np.float64, dual_fc=fc).excitation
+               for fc in ("int8", "float")]
+    assert not np.array_equal(*results)  # the DualFC product really is quantized in one of them
+    with pytest.raises(ValueError, match="dual_fc must be 'int8' or 'float'"):
+        synthesize_int8(sparse_model, features, dual_fc="int4")
 
 
 def test_int8_float32_and_backend_option(sparse_model):
@@ -253,6 +269,10 @@ def test_int8_float32_and_backend_option(sparse_model):
     direct = synthesize_int8(model32, features, seed=1)
     np.testing.assert_array_equal(direct.waveform[0], wave)
     assert len(np.unique(direct.excitation)) > 20
+    xiph = lpcnet_synthesize(model32, features[0], seed=1, backend="int8_xiph")
+    split = synthesize_int8(model32, features, seed=1, dual_fc="float")
+    np.testing.assert_array_equal(split.waveform[0], xiph)
+    assert not np.array_equal(xiph, wave)
 
 
 def test_int8_gemv_called_from_python_runs_the_exact_portable_product():

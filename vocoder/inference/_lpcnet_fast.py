@@ -399,7 +399,7 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
 
 def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
                       lpc: np.ndarray | torch.Tensor | None = None, seed: int = 0,
-                      backend: Literal["fast", "int8", "torch"] = "fast",
+                      backend: Literal["fast", "int8", "int8_xiph", "torch"] = "fast",
                       dtype: np.dtype | type | None = None, threads: int = 1, tempering: str = "xiph"
                       ) -> np.ndarray:
     """Synthesize audio from LPCNet features.
@@ -410,7 +410,8 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
         lpc: ``(T, order)`` / ``(B, T, order)`` predictor per frame; from the cepstra when omitted.
         seed: RNG seed; utterance ``b`` of a batch uses the stream ``[seed, b]``.
         backend: ``"fast"`` (numba, :func:`synthesize_fast`), ``"int8"`` (numba with 8-bit products,
-            :func:`~vocoder.inference._lpcnet_int8.synthesize_int8`) or ``"torch"`` (the reference loop).
+            :func:`~vocoder.inference._lpcnet_int8.synthesize_int8`), ``"int8_xiph"`` (xiph's split: 8 bits
+            in the GRUs only, the DualFC float) or ``"torch"`` (the reference loop).
         dtype: network arithmetic of the fast backend (model dtype if omitted; float32 for int8).
         threads: threads of the fast backend (utterances are split over them).
         tempering: ``xiph`` (default), ``raw`` or ``none``; see
@@ -429,13 +430,14 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
     if backend == "fast":
         result = synthesize_fast(model, features, lpc, seed=seed, dtype=dtype, threads=threads,
                                  tempering=tempering)
-    elif backend == "int8":
+    elif backend in ("int8", "int8_xiph"):
         from vocoder.inference._lpcnet_int8 import synthesize_int8  # it imports this module
 
         result = synthesize_int8(model, features, lpc, seed=seed, dtype=dtype or np.float32, threads=threads,
-                                 tempering=tempering)
+                                 tempering=tempering,
+                                 dual_fc="int8" if backend == "int8" else "float")
     elif backend == "torch":
         result = synthesize_reference(model, features, lpc, seed=seed, tempering=tempering)
     else:
-        raise ValueError(f"backend must be 'fast', 'int8' or 'torch', got {backend!r}")
+        raise ValueError(f"backend must be 'fast', 'int8', 'int8_xiph' or 'torch', got {backend!r}")
     return result.waveform[0] if single else result.waveform

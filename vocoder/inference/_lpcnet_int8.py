@@ -9,10 +9,14 @@ What is quantized (the split of xiph's AVX2 "dot product" build):
 * the activations feeding those products — GRU_A's state (feeds GRU_A's big product and GRU_B's
   input) and GRU_B's state — quantized once per sample to ``floor(127·h + ½)``;
 * the products are exact int32 sums (:func:`vocoder.layers.int8_block_gemv`), dequantized as
-  ``acc · scale_r / 127`` and added in float.
+  ``acc · scale_r / 127`` and added in float;
+* with ``dual_fc="int8"`` (the default) also the DualFC's stacked ``(2·L, H_b)`` matrix, acting on
+  GRU_B's quantized state (the same ``q_b`` that feeds GRU_B's recurrent product): its 32 KB of
+  float weights (L2 traffic every sample) become 8 KB of bytes and 128 byte dot products.
+  ``dual_fc="float"`` keeps it float, exactly xiph's split.
 
-Everything else — the per-code input tables, frame terms, diagonals, biases, gates, the DualFC and
-the tempered sampling — is float, as in :mod:`vocoder.inference._lpcnet_fast` (whose helpers it
+Everything else — the per-code input tables, frame terms, diagonals, biases, gates, the DualFC's
+``tanh`` and scales and the tempered sampling — is float, as in :mod:`vocoder.inference._lpcnet_fast` (whose helpers it
 uses; same RNG contract). With ``dtype=float64`` the kernel computes, up to float rounding in sums
 of a few terms, the float64 reference of this quantized arithmetic (the tests compare it sample
 for sample); float32 is the fast mode.
@@ -114,6 +118,7 @@ class PackedLPCNetInt8:
         b_bias: GRU_B ``b_hh`` padded to the block rows (float).
         fc: DualFC weights of both branches stacked ``(2·L, H_b)``, float, transposed
             (:func:`vocoder.layers.pack_dense`).
+        fc_quantized: the same matrix quantized (for ``dual_fc="int8"``).
         fc_bias, fc_scale: ``(2·L,)`` float.
         density: fraction of GRU_A's off-diagonal recurrent 16×1 blocks stored.
     """
@@ -128,6 +133,7 @@ class PackedLPCNetInt8:
     b_recurrent: QuantizedMatrix
     b_bias: np.ndarray
     fc: np.ndarray
+    fc_quantized: QuantizedMatrix
     fc_bias: np.ndarray
     fc_scale: np.ndarray
     density: float
@@ -178,10 +184,55 @@ def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> Pack
         b_recurrent=quantize_matrix(numpy(model.gru_b.weight_hh_l0), dtype, dense=True),
         b_bias=b_bias,
         fc=pack_dense(numpy(fc.weight.reshape(2 * levels, -1)), dtype),
+        fc_quantized=quantize_matrix(numpy(fc.weight.reshape(2 * levels, -1)), dtype, dense=True),
         fc_bias=numpy(fc.bias).reshape(-1).astype(dtype),
         fc_scale=numpy(fc.scale).reshape(-1).astype(dtype),
         density=live_blocks / n_blocks if n_blocks else 0.0,
     )
+
+
+@njit(inline="always")
+def _peak(values, lanes):
+    """``max(values)`` 16 lanes at a time (a scalar max chain does not vectorize); ``len(values)`` a
+    multiple of 16, ``lanes`` scratch of 16."""
+    for i in range(16):
+        lanes[i] = values[i]
+    for start in range(16, values.shape[0], 16):
+        for i in range(16):
+            lanes[i] = max(lanes[i], values[start + i])
+    peak = lanes[0]
+    for i in range(1, 16):
+        peak = max(peak, lanes[i])
+    return peak
+
+
+@njit(inline="always")
+def _inverse_cdf(weights, chunk_sums, fraction):
+    """Inverse-CDF sampling: the first ``k`` whose cumulative weight exceeds ``fraction · Σ weights``.
+
+    The sums go 16 weights at a time (vectorized chunk sums, :func:`_total`), then one weight at a time
+    inside the chunk where the threshold falls; up to rounding that is the plain in-order scan (the
+    last index of that chunk if rounding leaves the threshold unreached inside it).
+    ``chunk_sums``: scratch of ``ceil(len(weights) / 16)``.
+    """
+    levels = weights.shape[0]
+    n_chunks = (levels + 15) // 16
+    total = 0.0
+    for c in range(n_chunks):
+        chunk_sums[c] = _total(weights[16 * c : min(16 * c + 16, levels)])
+        total += chunk_sums[c]
+    threshold = fraction * total
+    cumulative = 0.0
+    for c in range(n_chunks):
+        if threshold < cumulative + chunk_sums[c]:
+            end = min(16 * c + 16, levels)
+            for k in range(16 * c, end):
+                cumulative += weights[k]
+                if threshold < cumulative:
+                    return k
+            return end - 1
+        cumulative += chunk_sums[c]
+    return levels - 1
 
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
@@ -189,13 +240,14 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                             a_ptr, a_idx, a_weights, a_sum, a_scale, a_diagonal, a_bias,
                             bi_ptr, bi_idx, bi_weights, bi_sum, bi_scale,
                             br_ptr, br_idx, br_weights, br_sum, br_scale, b_bias,
-                            fc, fc_bias, fc_scale,
+                            fc, fc_ptr, fc_idx, fc_weights, fc_sum, fc_qscale, int8_fc, fc_bias, fc_scale,
                             lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, last,
                             excitation, signal, prediction):
     """The per-sample loop for utterances ``[first, last)``, one after the other.
 
     ``exponent`` and ``pdf_floor`` (a one-element array) come in the network dtype; LPC, signal,
-    prediction and uniforms are float64 (as in the float kernel).
+    prediction and uniforms are float64 (as in the float kernel). ``int8_fc``: the DualFC product
+    from the quantized matrix ``fc_*`` and ``q_b`` instead of the float ``fc`` and ``h_b``.
     """
     dtype = tables.dtype
     levels = tables.shape[1]
@@ -222,6 +274,8 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
     pre = np.zeros(fc_rows, dtype)
     logits = np.zeros(levels, dtype)
     weights = np.zeros(levels, dtype)
+    lanes = np.zeros(16, dtype)
+    chunk_sums = np.zeros((levels + 15) // 16, dtype)
     history = np.zeros(order)
     for u in range(first, last):
         h_a[:] = zero
@@ -264,27 +318,21 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             # DualFC (float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
             for i in range(2 * levels):
                 pre[i] = fc_bias[i]
-            _dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
+            if int8_fc:
+                int8_dense_gemv(fc_ptr, fc_idx, fc_weights, fc_sum, q_b, fc_qscale, pre)
+            else:
+                _dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
             for k in range(levels):
                 first_branch = fc_scale[k] * vtanh(pre[k])
                 logits[k] = first_branch + fc_scale[levels + k] * vtanh(pre[levels + k])
-            peak = logits[0]
-            for k in range(1, levels):
-                peak = max(peak, logits[k])
+            peak = _peak(logits, lanes)
             power = exponent[u, f]
             for k in range(levels):
                 weights[k] = vexp(power * (logits[k] - peak))
             inverse = one / _total(weights)
             for k in range(levels):
                 weights[k] = max(weights[k] * inverse - floor, zero)
-            threshold = uniforms[u, t] * _total(weights)
-            cumulative = 0.0
-            code = levels - 1
-            for k in range(levels):
-                cumulative += weights[k]
-                if threshold < cumulative:
-                    code = k
-                    break
+            code = _inverse_cdf(weights, chunk_sums, uniforms[u, t])
             sample = predicted + code_values[code]
             for k in range(order - 1, 0, -1):
                 history[k] = history[k - 1]
@@ -298,7 +346,7 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
                     lpc: np.ndarray | torch.Tensor | None = None,
                     seed: int = 0, uniforms: np.ndarray | None = None, dtype: np.dtype | type = np.float32,
                     threads: int = 1, pdf_floor: float = PDF_FLOOR, packed: PackedLPCNetInt8 | None = None,
-                    tempering: str | None = None) -> SynthesisResult:
+                    tempering: str | None = None, dual_fc: str = "int8") -> SynthesisResult:
     """Synthesize a batch of utterances with the 8-bit kernel.
 
     Args:
@@ -313,10 +361,14 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
         packed: weights from :func:`pack_lpcnet_int8` (packed here when omitted; pass them to amortize).
         tempering: see :func:`~vocoder.inference._lpcnet_sampling.sampling_exponent` (its default
             when omitted).
+        dual_fc: ``"int8"`` (the DualFC product in 8 bits, on GRU_B's quantized state) or ``"float"``
+            (float, as xiph's build; see the module docstring).
 
     Returns:
         A :class:`~vocoder.inference._lpcnet_sampling.SynthesisResult`.
     """
+    if dual_fc not in ("int8", "float"):
+        raise ValueError(f"dual_fc must be 'int8' or 'float', got {dual_fc!r}")
     dtype = np.dtype(dtype)
     if packed is None:
         packed = pack_lpcnet_int8(model, dtype)
@@ -333,13 +385,14 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
 
     b_frame = np.zeros((batch, frames, b_gates), dtype=dtype)
     b_frame[..., : 3 * packed.hidden_b] = array(inputs.b_frame)
-    a, bi, br = packed.a_recurrent, packed.b_input, packed.b_recurrent
+    a, bi, br, fq = packed.a_recurrent, packed.b_input, packed.b_recurrent, packed.fc_quantized
     arguments = (
         array(inputs.tables), array(inputs.a_frame), b_frame,
         a.row_ptr, a.col_idx, a.weights, a.row_sum, a.scale, packed.a_diagonal, packed.a_bias,
         bi.row_ptr, bi.col_idx, bi.weights, bi.row_sum, bi.scale,
         br.row_ptr, br.col_idx, br.weights, br.row_sum, br.scale, packed.b_bias,
-        packed.fc, packed.fc_bias, packed.fc_scale,
+        packed.fc, fq.row_ptr, fq.col_idx, fq.weights, fq.row_sum, fq.scale, dual_fc == "int8",
+        packed.fc_bias, packed.fc_scale,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
         np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
         model.hop_length,

@@ -84,7 +84,7 @@ def _pad_frames(items: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
 
 
 #: LPCNet synthesizers: numba float, 8-bit weights and products, the torch reference loop.
-LPCNET_BACKENDS = ("fast", "int8", "torch")
+LPCNET_BACKENDS = ("fast", "int8", "int8_xiph", "torch")
 
 
 class LPCNetVocoder(Vocoder):
