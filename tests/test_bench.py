@@ -79,6 +79,7 @@ EXPECTED_METRICS = {
         "speedup",
         "int8_rtf",
         "int8_vs_torch",
+        "int8_16x4_rtf",
         "synth_peak_rss_mb",
         "train_samples_per_s",
         "train_sparse_speedup",
@@ -109,7 +110,7 @@ LAST_LINES = {
     "features": r"features_xrt=\d+\.\d{2} features_xrt_per_worker=\d+\.\d{2} peak_rss_mb=\d+\.\d"
     + MACHINE_FIELDS,
     "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} int8_rtf=\d+\.\d{4} "
-    r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d "
+    r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d int8_16x4_rtf=\d+\.\d{4} int8_16x4_vs_torch=\d+\.\d "
     r"train_samples_per_s=\d+\.\d train_sparse_samples_per_s=\d+\.\d train_sparse_speedup=\d+\.\d\d "
     r"train_gemm_fraction=\d+\.\d\d train_peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
     "iaf": r"student_rtf=\d+\.\d{4} student_gemm_fraction=\d+\.\d\d teacher_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
@@ -359,7 +360,7 @@ def test_parse_only_keeps_run_order(text, expected):
     "script,args,n_lines",
     [
         ("bench_features.py", ["--quick", "--root", str(KATHLEEN)], 11),
-        ("bench_lpcnet.py", ["--quick"], 16),
+        ("bench_lpcnet.py", ["--quick"], 17),
         ("bench_iaf.py", ["--quick"], 14),
         ("bench_mlpg.py", ["--quick"], 7),
     ],
@@ -436,6 +437,7 @@ def test_lpcnet_lines_are_the_scripts_format():
         int8_rtf=0.05,
         int8_cpu_rtf=0.045,
         int8_product="avx512vnni",
+        int8_16x4_rtf=0.04,
     )
     training = LPCNetTrainingResult(samples_per_s=29400.0, peak_rss_mb=1900.0, step_s=2.61, step_cpu_s=5.2,
                                     sparse_samples_per_s=88200.0, sparse_step_s=0.87, sparse_density=0.1,
@@ -452,12 +454,14 @@ def test_lpcnet_lines_are_the_scripts_format():
         "int8 RTF, 1 utterance, 1 core (wall)          0.0500  (avx512vnni int8 product)",
         "int8 RTF, 1 utterance, 1 core (CPU time)      0.0450",
         "int8 vs torch speed-up                        150.0x",
+        "int8 RTF, GRU_A in 16x4 blocks (wall)         0.0400  (187.5x the torch loop)",
         "training samples/s (B=32 x 2400, 2 threads)   29400  (median step 2.61 s)",
         "training CPU time per step (all threads)      5.20 s",
         "training samples/s at GRU_A density 0.100     88200  (median step 0.87 s; 3.00x the dense phase)",
         "training GFLOP/s (dense) vs GEMM reference    82.8 of 120.0 (0.69; 216 GFLOP per step)",
         "training peak RSS (fresh process)             1900 MB",
         "fast_rtf=0.1000 torch_rtf=7.5000 int8_rtf=0.0500 fast_vs_torch=75.0 int8_vs_torch=150.0 "
+        "int8_16x4_rtf=0.0400 int8_16x4_vs_torch=187.5 "
         "train_samples_per_s=29400.0 train_sparse_samples_per_s=88200.0 train_sparse_speedup=3.00 "
         "train_gemm_fraction=0.69 train_peak_rss_mb=1900.0",
     ]

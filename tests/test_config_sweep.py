@@ -40,6 +40,8 @@ TRAIN_CASES = {
         ("loss.noise.schedule=weekly", "loss.noise.schedule"),
         ("loss.sparsify.start=-5", "loss.sparsify.start"),
         ("loss.sparsify.targets.update=2.0", "loss.sparsify.targets"),
+        ("loss.sparsify.block=[16,0]", "loss.sparsify.block"),
+        ("loss.sparsify.block=[16,5]", "loss.sparsify.block"),  # does not tile GRU_A's columns
         ("loss.weights.excitation_ce=heavy", "loss.weights.excitation_ce"),
     ],
     "optim": [

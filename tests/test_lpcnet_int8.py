@@ -24,11 +24,15 @@ from vocoder.layers import (
     quantize_rows,
 )
 from vocoder.layers._int8 import (
+    int8_aligned_gemv,
+    int8_aligned_gemv_avx2,
+    int8_aligned_gemv_vnni,
     int8_block_gemv_avx2,
     int8_block_gemv_generic,
     int8_block_gemv_vnni,
     int8_dense_gemv_avx2,
     int8_dense_gemv_vnni,
+    int8_groups_aligned,
 )
 from vocoder.models import LPCNet
 
@@ -54,15 +58,16 @@ def _caller(product):
     return call
 
 
+# (gather, dense, aligned) products
 PRODUCTS = {
-    "generic": (int8_block_gemv_generic, int8_block_gemv_generic),
-    "auto": (int8_block_gemv, int8_dense_gemv),
+    "generic": (int8_block_gemv_generic, int8_block_gemv_generic, int8_block_gemv_generic),
+    "auto": (int8_block_gemv, int8_dense_gemv, int8_aligned_gemv),
 }
 # every product the compile target can run: the AVX2 one also on AVX-512 machines
 if int8_isa() in ("avx2", "avx512vnni"):
-    PRODUCTS["avx2"] = (int8_block_gemv_avx2, int8_dense_gemv_avx2)
+    PRODUCTS["avx2"] = (int8_block_gemv_avx2, int8_dense_gemv_avx2, int8_aligned_gemv_avx2)
 if int8_isa() == "avx512vnni":
-    PRODUCTS["avx512vnni"] = (int8_block_gemv_vnni, int8_dense_gemv_vnni)
+    PRODUCTS["avx512vnni"] = (int8_block_gemv_vnni, int8_dense_gemv_vnni, int8_aligned_gemv_vnni)
 
 
 # ------------------------------------------------------------------------------ int8 arithmetic
@@ -122,7 +127,7 @@ def test_pack_int8_blocks_layout(density):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cols,density", [(96, 0.3), (300, 0.9)])  # ≤ 16 and > 16 groups per block row;
 def test_int8_products_are_exact(name, dtype, cols, density):  # 300: not a multiple of 128 (permute chunks)
-    sparse_product, dense_product = (_caller(p) for p in PRODUCTS[name])
+    sparse_product, dense_product, aligned_product = (_caller(p) for p in PRODUCTS[name])
     rng = np.random.default_rng(2)
     rows = 64
     keep = rng.random((4, cols)) < density
@@ -139,6 +144,32 @@ def test_int8_products_are_exact(name, dtype, cols, density):  # 300: not a mult
     y = np.full(rows, 0.5, dtype)
     dense_product(*pack_int8_blocks(extreme, np.ones((4, cols), bool)), x_extreme, np.ones(rows, dtype), y)
     np.testing.assert_array_equal(y, extreme.astype(np.int64) @ x_extreme.astype(np.int64) + 0.5)
+    # aligned: blocks kept in runs of four columns (16×4 pruning); the last run may end the matrix
+    keep4 = np.repeat(rng.random((4, -(-cols // 4))) < density, 4, axis=1)[:, :cols]
+    keep4[:, -4:] = True
+    quantized4 = rng.integers(-127, 128, (rows, cols)).astype(np.int8) * np.repeat(keep4, 16, 0).astype(np.int8)
+    packed4 = pack_int8_blocks(quantized4, keep4)
+    assert int8_groups_aligned(packed4[0], packed4[1])
+    y = np.full(rows, -1.0, dtype)
+    aligned_product(*packed4, xq, np.ones(rows, dtype), y)
+    np.testing.assert_array_equal(y, quantized4.astype(np.int64) @ xq.astype(np.int64) - 1.0)
+
+
+def test_int8_groups_aligned_detects_the_layout():
+    rng = np.random.default_rng(3)
+    keep = np.zeros((2, 32), bool)
+    keep[0, 8:16] = keep[1, 0:4] = keep[1, 20:24] = True
+    quantized = rng.integers(1, 127, (32, 32)).astype(np.int8)
+    row_ptr, col_idx, _, _ = pack_int8_blocks(quantized, keep)
+    assert int8_groups_aligned(row_ptr, col_idx)
+    keep[1, 20:24] = False
+    keep[1, 21:25] = True  # a run of four that does not start at a multiple of 4
+    row_ptr, col_idx, _, _ = pack_int8_blocks(quantized, keep)
+    assert not int8_groups_aligned(row_ptr, col_idx)
+    keep[1, 21:25] = False
+    keep[1, 20:23] = True  # a run of three: the padded group repeats a column
+    row_ptr, col_idx, _, _ = pack_int8_blocks(quantized, keep)
+    assert not int8_groups_aligned(row_ptr, col_idx)
 
 
 # ----------------------------------------------------------------------- synthesis vs reference
@@ -155,6 +186,33 @@ def sparse_model() -> LPCNet:
                                          start=0, end=1)
     sparsifier.step(1)
     return model
+
+
+@pytest.fixture(scope="module")
+def aligned_model() -> LPCNet:
+    """The same network pruned in 16×4 blocks (runs of four columns, as xiph's 8-bit build)."""
+    torch.manual_seed(0)
+    model = LPCNet(gru_a_size=64, gru_b_size=16).double()
+    with torch.no_grad():
+        model.dual_fc.scale.mul_(4.0)
+        model.gru_a.weight_hh_l0.mul_(3.0)
+    model.set_normalization(torch.tensor([8.0] + [0.0] * 19), torch.ones(20))
+    sparsifier = BlockSparsifier.for_gru(model.gru_a, {"update": 0.25, "reset": 0.25, "candidate": 0.25},
+                                         start=0, end=1, block=(16, 4))
+    sparsifier.step(1)
+    return model
+
+
+def test_int8_aligned_model_takes_the_aligned_product_sample_exact(aligned_model, sparse_model):
+    features = _features(2, 5, seed=7)
+    lpc = lpc_from_cepstrum(features[..., :18], order=16)
+    packed = pack_lpcnet_int8(aligned_model, np.float64)
+    assert packed.a_aligned and packed.density == pytest.approx(0.25, abs=0.02)
+    assert not pack_lpcnet_int8(sparse_model, np.float64).a_aligned  # 16×1 pruning: the gather
+    result = synthesize_int8(aligned_model, features, lpc=lpc, seed=5, dtype=np.float64, packed=packed)
+    expected = int8_reference(aligned_model, features, lpc, seed=5, pdf_floor=0.002)
+    np.testing.assert_array_equal(result.excitation, expected)
+    assert len(np.unique(expected)) > 20
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

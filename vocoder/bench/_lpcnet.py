@@ -140,6 +140,7 @@ class LPCNetSynthesisResult:
     int8_rtf: float = float("nan")
     int8_cpu_rtf: float = float("nan")
     int8_product: str = ""  # vocoder.layers.int8_isa() of the run: avx512vnni, avx2 or generic
+    int8_16x4_rtf: float = float("nan")  # the same network pruned in 16×4 blocks (aligned int8 product)
 
 
 @dataclass
@@ -201,6 +202,8 @@ class LPCNetResult:
              f"{s.int8_rtf:.4f}  ({s.int8_product or '?'} int8 product)"),
             ("int8 RTF, 1 utterance, 1 core (CPU time)", f"{s.int8_cpu_rtf:.4f}"),
             ("int8 vs torch speed-up", f"{s.torch_rtf / s.int8_rtf:.1f}x"),
+            ("int8 RTF, GRU_A in 16x4 blocks (wall)",
+             f"{s.int8_16x4_rtf:.4f}  ({s.torch_rtf / s.int8_16x4_rtf:.1f}x the torch loop)"),
             (
                 f"training samples/s (B={cfg.train_batch} x {cfg.train_frames * HOP}, "
                 f"{cfg.train_threads} threads)",
@@ -224,7 +227,8 @@ class LPCNetResult:
         ]
 
     def summary_line(self) -> str:
-        """``fast_rtf= torch_rtf= int8_rtf= fast_vs_torch= int8_vs_torch= train_samples_per_s=`` …
+        """``fast_rtf= torch_rtf= int8_rtf= fast_vs_torch= int8_vs_torch= int8_16x4_rtf= int8_16x4_vs_torch=
+        train_samples_per_s=`` …
         ``train_sparse_samples_per_s= train_sparse_speedup= train_gemm_fraction= train_peak_rss_mb=``.
 
         Followed by `` cpu=<model> isa=<isa> untrusted=<0|1>`` when the machine was described.
@@ -233,6 +237,7 @@ class LPCNetResult:
         return (
             f"fast_rtf={s.fast_rtf:.4f} torch_rtf={s.torch_rtf:.4f} int8_rtf={s.int8_rtf:.4f} "
             f"fast_vs_torch={s.torch_rtf / s.fast_rtf:.1f} int8_vs_torch={s.torch_rtf / s.int8_rtf:.1f} "
+            f"int8_16x4_rtf={s.int8_16x4_rtf:.4f} int8_16x4_vs_torch={s.torch_rtf / s.int8_16x4_rtf:.1f} "
             f"train_samples_per_s={t.samples_per_s:.1f} "
             f"train_sparse_samples_per_s={t.sparse_samples_per_s:.1f} "
             f"train_sparse_speedup={t.sparse_speedup:.2f} train_gemm_fraction={t.gemm_fraction:.2f} "
@@ -276,6 +281,8 @@ class LPCNetResult:
                    INT8_RTF_TARGET),
             Metric(NAME, "int8_vs_torch", "LPCNet int8 path vs torch loop", s.torch_rtf / s.int8_rtf, "x",
                    INT8_SPEEDUP_TARGET),
+            Metric(NAME, "int8_16x4_rtf", f"LPCNet int8 synthesis RTF, {size} pruned in 16x4 blocks, 1 core",
+                   s.int8_16x4_rtf, "s/s", INT8_RTF_TARGET),
             Metric(NAME, "synth_peak_rss_mb", "LPCNet synthesis peak RSS", s.peak_rss_mb, "MB"),
             Metric(
                 NAME,
@@ -370,12 +377,13 @@ def slt_features(seconds: float) -> tuple[np.ndarray, np.ndarray]:
     return features[rows].astype(np.float64), lpc[rows].astype(np.float64)
 
 
-def pruned_model(model_kwargs: dict[str, int] | None = None, seed: int = 0):
+def pruned_model(model_kwargs: dict[str, int] | None = None, seed: int = 0, block: tuple[int, int] = (16, 1)):
     """A random-weight LPCNet with GRU_A pruned to its final densities.
 
     Args:
         model_kwargs: :class:`vocoder.models.LPCNet` keyword arguments (None: the paper size).
         seed: torch seed of the weights.
+        block: pruned block shape (``loss.sparsify.block``).
 
     Returns:
         ``(model in eval mode, densities by gate name)``.
@@ -387,7 +395,7 @@ def pruned_model(model_kwargs: dict[str, int] | None = None, seed: int = 0):
 
     torch.manual_seed(seed)
     model = LPCNet(**(model_kwargs or {})).eval()
-    sparsifier = BlockSparsifier.for_gru(model.gru_a, start=0, end=1)
+    sparsifier = BlockSparsifier.for_gru(model.gru_a, start=0, end=1, block=block)
     sparsifier.step(1)
     return model, sparsifier.densities()
 
@@ -427,6 +435,13 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
             lambda: synthesize_int8(model, features[None], lpc[None], seed=0, packed=packed_int8),
             settings.repeats,
         )
+        model4, _ = pruned_model(settings.model, block=(16, 4))
+        packed_16x4 = pack_lpcnet_int8(model4, np.float32)
+        synthesize_int8(model4, features[None, :20], lpc[None, :20], packed=packed_16x4)
+        int8_16x4_wall, _ = best_time(
+            lambda: synthesize_int8(model4, features[None], lpc[None], seed=0, packed=packed_16x4),
+            settings.repeats,
+        )
         batch_wall, _ = best_time(
             lambda: synthesize_fast(model, batch_features, batch_lpc, seed=0, packed=packed), settings.repeats
         )
@@ -453,6 +468,7 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         int8_rtf=int8_wall / duration,
         int8_product=int8_isa(),
         int8_cpu_rtf=int8_cpu / duration,
+        int8_16x4_rtf=int8_16x4_wall / duration,
         peak_rss_mb=peak_rss_mb(),
     )
 

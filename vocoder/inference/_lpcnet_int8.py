@@ -42,8 +42,10 @@ from vocoder.inference._lpcnet_fast import (
 from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
 from vocoder.layers import (
     FASTMATH,
+    int8_aligned_gemv,
     int8_block_gemv,
     int8_dense_gemv,
+    int8_groups_aligned,
     one_like,
     pack_dense,
     pack_int8_blocks,
@@ -121,6 +123,9 @@ class PackedLPCNetInt8:
         fc_quantized: the same matrix quantized (for ``dual_fc="int8"``).
         fc_bias, fc_scale: ``(2·L,)`` float.
         density: fraction of GRU_A's off-diagonal recurrent 16×1 blocks stored.
+        a_aligned: GRU_A's stored blocks come in aligned runs of four columns (a model pruned in 16×4
+            blocks, ``loss.sparsify.block=[16,4]``): the product loads each group's four activations
+            at once (:func:`vocoder.layers.int8_aligned_gemv`) instead of gathering them.
     """
 
     hidden_a: int
@@ -137,6 +142,7 @@ class PackedLPCNetInt8:
     fc_bias: np.ndarray
     fc_scale: np.ndarray
     density: float
+    a_aligned: bool = False
 
     @property
     def dtype(self) -> np.dtype:
@@ -188,6 +194,7 @@ def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> Pack
         fc_bias=numpy(fc.bias).reshape(-1).astype(dtype),
         fc_scale=numpy(fc.scale).reshape(-1).astype(dtype),
         density=live_blocks / n_blocks if n_blocks else 0.0,
+        a_aligned=int8_groups_aligned(a_recurrent.row_ptr, a_recurrent.col_idx),
     )
 
 
@@ -237,7 +244,7 @@ def _inverse_cdf(weights, chunk_sums, fraction):
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def _synthesize_int8_kernel(tables, a_frame, b_frame,
-                            a_ptr, a_idx, a_weights, a_sum, a_scale, a_diagonal, a_bias,
+                            a_ptr, a_idx, a_weights, a_sum, a_scale, a_aligned, a_diagonal, a_bias,
                             bi_ptr, bi_idx, bi_weights, bi_sum, bi_scale,
                             br_ptr, br_idx, br_weights, br_sum, br_scale, b_bias,
                             fc, fc_ptr, fc_idx, fc_weights, fc_sum, fc_qscale, int8_fc, fc_bias, fc_scale,
@@ -301,7 +308,10 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                 offset = gate * hidden_a
                 for j in range(hidden_a):
                     g_a[offset + j] = a_bias[offset + j] + a_diagonal[offset + j] * h_a[j]
-            int8_block_gemv(a_ptr, a_idx, a_weights, a_sum, q_a, a_scale, g_a)
+            if a_aligned:
+                int8_aligned_gemv(a_ptr, a_idx, a_weights, a_sum, q_a, a_scale, g_a)
+            else:
+                int8_block_gemv(a_ptr, a_idx, a_weights, a_sum, q_a, a_scale, g_a)
             _gru_update(x_a, g_a, h_a, hidden_a)
             quantize_activations(h_a, q_a)
 
@@ -388,7 +398,7 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
     a, bi, br, fq = packed.a_recurrent, packed.b_input, packed.b_recurrent, packed.fc_quantized
     arguments = (
         array(inputs.tables), array(inputs.a_frame), b_frame,
-        a.row_ptr, a.col_idx, a.weights, a.row_sum, a.scale, packed.a_diagonal, packed.a_bias,
+        a.row_ptr, a.col_idx, a.weights, a.row_sum, a.scale, packed.a_aligned, packed.a_diagonal, packed.a_bias,
         bi.row_ptr, bi.col_idx, bi.weights, bi.row_sum, bi.scale,
         br.row_ptr, br.col_idx, br.weights, br.row_sum, br.scale, packed.b_bias,
         packed.fc, fq.row_ptr, fq.col_idx, fq.weights, fq.row_sum, fq.scale, dual_fc == "int8",

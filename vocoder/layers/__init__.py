@@ -9,8 +9,10 @@ from vocoder.layers._gru_kernels import (
     input_gates_forward,
 )
 from vocoder.layers._int8 import (
+    int8_aligned_gemv,
     int8_block_gemv,
     int8_dense_gemv,
+    int8_groups_aligned,
     int8_isa,
     pack_int8_blocks,
     quantize_activations,
@@ -86,8 +88,10 @@ __all__ = [
     "vsigmoid",
     "vtanh",
     # int8 × int8 → int32 products (the int8 LPCNet sampler)
+    "int8_aligned_gemv",
     "int8_block_gemv",
     "int8_dense_gemv",
+    "int8_groups_aligned",
     "int8_isa",
     "pack_int8_blocks",
     "quantize_activations",

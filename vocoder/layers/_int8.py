@@ -199,8 +199,15 @@ def _llvm_function(module, name: str, result, *arguments):
     return cgutils.get_or_insert_function(module, ir.FunctionType(result, list(arguments)), name)
 
 
-def _make_int8_gemv_avx2(dense: bool):
-    """The AVX2 product; ``dense``: group ``g`` of a block row holds the columns ``4g … 4g + 3``."""
+#: How a product finds the four activations of a group: ``gather`` (any four columns, the general
+#: layout), ``aligned`` (the columns are ``c … c + 3`` with ``c = col_idx[4g]`` a multiple of 4: one
+#: 32-bit load) or ``dense`` (every block kept: group ``j`` of a block row holds columns ``4j … 4j + 3``).
+COLUMN_MODES = ("gather", "aligned", "dense")
+
+
+def _make_int8_gemv_avx2(columns: str):
+    """The AVX2 product; ``columns`` one of :data:`COLUMN_MODES`."""
+    dense, aligned = columns == "dense", columns == "aligned"
 
     @intrinsic
     def int8_gemv_avx2(typingctx, row_ptr, col_idx, weights, row_sum, xq, scale, y):
@@ -239,8 +246,12 @@ def _make_int8_gemv_avx2(dense: bool):
                     builder.store(ir.Constant(ints8, None), accumulator)
                 with cgutils.for_range(builder, builder.sub(end, start)) as group_loop:
                     group = builder.add(start, group_loop.index)
-                    if dense:  # four consecutive activations: one 32-bit load
-                        pointer = builder.gep(x_a.data, [builder.mul(group_loop.index, const(4))])
+                    if dense or aligned:  # four consecutive activations: one 32-bit load
+                        if dense:
+                            first = builder.mul(group_loop.index, const(4))
+                        else:
+                            first = load_i64(idx_a, builder.mul(group, const(4)))
+                        pointer = builder.gep(x_a.data, [first])
                         packed = builder.load(builder.bitcast(pointer, i32.as_pointer()), align=1)
                     else:  # gather the four activations of the group's columns
                         packed = ir.Constant(i32, 0)
@@ -277,12 +288,14 @@ def _make_int8_gemv_avx2(dense: bool):
     return int8_gemv_avx2
 
 
-int8_block_gemv_avx2 = _make_int8_gemv_avx2(dense=False)
-int8_dense_gemv_avx2 = _make_int8_gemv_avx2(dense=True)
+int8_block_gemv_avx2 = _make_int8_gemv_avx2("gather")
+int8_aligned_gemv_avx2 = _make_int8_gemv_avx2("aligned")
+int8_dense_gemv_avx2 = _make_int8_gemv_avx2("dense")
 
 
-def _make_int8_gemv_vnni(dense: bool):
-    """The AVX-512 VNNI product (see the module docstring); ``dense`` as in :func:`_make_int8_gemv_avx2`."""
+def _make_int8_gemv_vnni(columns: str):
+    """The AVX-512 VNNI product (see the module docstring); ``columns`` one of :data:`COLUMN_MODES`."""
+    dense, aligned = columns == "dense", columns == "aligned"
 
     @intrinsic
     def int8_gemv_vnni(typingctx, row_ptr, col_idx, weights, row_sum, xq, scale, y):
@@ -348,8 +361,8 @@ def _make_int8_gemv_vnni(dense: bool):
                 offset = builder.mul(fill_loop.index, const(64))
                 builder.store(biased_chunk(offset), table_chunk(offset), align=1)
             n_groups = load_i64(ptr_a, n_rows)
-            if dense:  # group j of a block row holds columns 4j … 4j + 3: no gather
-                activations = builder.bitcast(table, i32.as_pointer())
+            if dense or aligned:  # four consecutive activations per group: no gather
+                activations = table
             else:  # every group's four activations, 16 groups (64 column indices) per byte permute
                 n_batches = builder.udiv(builder.add(n_groups, const(15)), const(16))
                 activations = builder.alloca(i32, size=builder.mul(n_batches, const(16)))
@@ -380,7 +393,15 @@ def _make_int8_gemv_vnni(dense: bool):
 
                 def accumulate(index, accumulator):  # the index-th group of the block row
                     group = builder.add(start, index)
-                    packed = builder.load(builder.gep(activations, [index if dense else group]), align=1)
+                    if dense:  # group j of the block row: bytes 4j … 4j + 3
+                        first = builder.mul(index, const(4))
+                    elif aligned:
+                        first = load_i64(idx_a, builder.mul(group, const(4)))
+                    if dense or aligned:
+                        pointer = builder.bitcast(builder.gep(activations, [first]), i32.as_pointer())
+                    else:
+                        pointer = builder.gep(activations, [group])
+                    packed = builder.load(pointer, align=1)
                     pointer = builder.gep(w_a.data, [builder.mul(group, const(64))])
                     w = builder.load(builder.bitcast(pointer, ints16.as_pointer()), align=1)
                     total = builder.call(dpbusd, [builder.load(accumulator), splat(packed, ints16), w])
@@ -414,8 +435,9 @@ def _make_int8_gemv_vnni(dense: bool):
     return int8_gemv_vnni
 
 
-int8_block_gemv_vnni = _make_int8_gemv_vnni(dense=False)
-int8_dense_gemv_vnni = _make_int8_gemv_vnni(dense=True)
+int8_block_gemv_vnni = _make_int8_gemv_vnni("gather")
+int8_aligned_gemv_vnni = _make_int8_gemv_vnni("aligned")
+int8_dense_gemv_vnni = _make_int8_gemv_vnni("dense")
 
 
 def int8_block_gemv(row_ptr, col_idx, weights, row_sum, xq, scale, y):
@@ -436,6 +458,24 @@ def int8_dense_gemv(row_ptr, col_idx, weights, row_sum, xq, scale, y):
     int8_block_gemv_generic(row_ptr, col_idx, weights, row_sum, xq, scale, y)
 
 
+def int8_aligned_gemv(row_ptr, col_idx, weights, row_sum, xq, scale, y):
+    """:func:`int8_block_gemv` for a packing whose every group is four consecutive columns ``c … c + 3``
+    with ``c`` a multiple of 4 (:func:`int8_groups_aligned`): a matrix pruned in 16×4 blocks, as xiph's
+    8-bit build prunes in 8×4. One 32-bit load per group instead of a gather."""
+    int8_block_gemv_generic(row_ptr, col_idx, weights, row_sum, xq, scale, y)
+
+
+def int8_groups_aligned(row_ptr: np.ndarray, col_idx: np.ndarray) -> bool:
+    """Whether every stored group of a :func:`pack_int8_blocks` layout is columns ``c … c + 3``, ``c % 4 == 0``.
+
+    That holds when the kept 16×1 blocks come in aligned runs of four columns (pruning in 16×4 blocks;
+    :func:`int8_aligned_gemv` then applies).
+    """
+    n_groups = int(row_ptr[-1])
+    columns = np.asarray(col_idx[: 4 * n_groups], np.int64).reshape(n_groups, 4)
+    return bool(np.all(columns[:, 0] % 4 == 0) and np.all(columns - columns[:, :1] == np.arange(4)))
+
+
 def _int8_overload(products):
     def typer(row_ptr, col_idx, weights, row_sum, xq, scale, y):
         product = products.get(int8_isa())
@@ -454,3 +494,5 @@ overload(int8_block_gemv, inline="always")(
     _int8_overload({"avx2": int8_block_gemv_avx2, "avx512vnni": int8_block_gemv_vnni}))
 overload(int8_dense_gemv, inline="always")(
     _int8_overload({"avx2": int8_dense_gemv_avx2, "avx512vnni": int8_dense_gemv_vnni}))
+overload(int8_aligned_gemv, inline="always")(
+    _int8_overload({"avx2": int8_aligned_gemv_avx2, "avx512vnni": int8_aligned_gemv_vnni}))
