@@ -147,7 +147,8 @@ def test_int8_products_are_exact(name, dtype, cols, density):  # 300: not a mult
     # aligned: blocks kept in runs of four columns (16×4 pruning); the last run may end the matrix
     keep4 = np.repeat(rng.random((4, -(-cols // 4))) < density, 4, axis=1)[:, :cols]
     keep4[:, -4:] = True
-    quantized4 = rng.integers(-127, 128, (rows, cols)).astype(np.int8) * np.repeat(keep4, 16, 0).astype(np.int8)
+    quantized4 = rng.integers(-127, 128, (rows, cols)).astype(np.int8)
+    quantized4 *= np.repeat(keep4, 16, 0).astype(np.int8)
     packed4 = pack_int8_blocks(quantized4, keep4)
     assert int8_groups_aligned(packed4[0], packed4[1])
     y = np.full(rows, -1.0, dtype)

@@ -16,10 +16,11 @@ What is quantized (the split of xiph's AVX2 "dot product" build):
   ``dual_fc="float"`` keeps it float, exactly xiph's split.
 
 Everything else — the per-code input tables, frame terms, diagonals, biases, gates, the DualFC's
-``tanh`` and scales and the tempered sampling — is float, as in :mod:`vocoder.inference._lpcnet_fast` (whose helpers it
-uses; same RNG contract). With ``dtype=float64`` the kernel computes, up to float rounding in sums
-of a few terms, the float64 reference of this quantized arithmetic (the tests compare it sample
-for sample); float32 is the fast mode.
+``tanh`` and scales and the tempered sampling — is float, as in
+:mod:`vocoder.inference._lpcnet_fast` (whose helpers it uses; same RNG contract). With
+``dtype=float64`` the kernel computes, up to float rounding in sums of a few terms, the float64
+reference of this quantized arithmetic (the tests compare it sample for sample); float32 is the fast
+mode.
 """
 
 from __future__ import annotations
@@ -398,7 +399,8 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
     a, bi, br, fq = packed.a_recurrent, packed.b_input, packed.b_recurrent, packed.fc_quantized
     arguments = (
         array(inputs.tables), array(inputs.a_frame), b_frame,
-        a.row_ptr, a.col_idx, a.weights, a.row_sum, a.scale, packed.a_aligned, packed.a_diagonal, packed.a_bias,
+        a.row_ptr, a.col_idx, a.weights, a.row_sum, a.scale, packed.a_aligned,
+        packed.a_diagonal, packed.a_bias,
         bi.row_ptr, bi.col_idx, bi.weights, bi.row_sum, bi.scale,
         br.row_ptr, br.col_idx, br.weights, br.row_sum, br.scale, packed.b_bias,
         packed.fc, fq.row_ptr, fq.col_idx, fq.weights, fq.row_sum, fq.scale, dual_fc == "int8",

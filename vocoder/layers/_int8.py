@@ -466,7 +466,7 @@ def int8_aligned_gemv(row_ptr, col_idx, weights, row_sum, xq, scale, y):
 
 
 def int8_groups_aligned(row_ptr: np.ndarray, col_idx: np.ndarray) -> bool:
-    """Whether every stored group of a :func:`pack_int8_blocks` layout is columns ``c … c + 3``, ``c % 4 == 0``.
+    """Whether every stored group of a :func:`pack_int8_blocks` layout is ``c … c + 3`` with ``c % 4 == 0``.
 
     That holds when the kept 16×1 blocks come in aligned runs of four columns (pruning in 16×4 blocks;
     :func:`int8_aligned_gemv` then applies).
