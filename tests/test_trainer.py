@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -209,7 +210,10 @@ def test_torchrun_two_ranks_identical_params(tmp_path):
     )
     # the ranks' own messages come first, torchrun's summary last: keep both ends
     assert proc.returncode == 0, proc.stderr[:3000] + "\n[...]\n" + proc.stderr[-1500:]
-    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    # both ranks print to the same pipe: their lines may interleave, so decode every object in it
+    decoder = json.JSONDecoder()
+    starts = [m.start() for m in re.finditer(r'\{"step"', proc.stdout)]
+    results = [decoder.raw_decode(proc.stdout, start)[0] for start in starts]
     assert sorted(r["rank"] for r in results) == [0, 1]
     assert results[0]["params"] == results[1]["params"]
     # rank 0 alone writes: one event file, the expected checkpoints, nothing else

@@ -156,6 +156,7 @@ class LPCNetTrainingResult:
     sparse_density: float = float("nan")
     step_gflop: float = float("nan")
     gemm_gflops: float = float("nan")
+    retain_memory: bool = False  # freed memory kept in the process (trainer.retain_memory)
 
     @property
     def sparse_speedup(self) -> float:
@@ -222,7 +223,8 @@ class LPCNetResult:
             ),
             (
                 f"training peak RSS ({'this' if cfg.train_in_process else 'fresh'} process)",
-                f"{t.peak_rss_mb:.0f} MB",
+                f"{t.peak_rss_mb:.0f} MB" + ("  (freed memory kept: trainer.retain_memory)" if t.retain_memory
+                                             else ""),
             ),
         ]
 
@@ -496,7 +498,7 @@ def training_step_gflop(model_kwargs: dict[str, int] | None, batch: int, frames:
 
 def measure_training(
     threads: int, steps: int, batch: int, frames: int, model_kwargs: dict[str, int] | None = None,
-    sparse_steps: int = 0,
+    sparse_steps: int = 0, retain_memory: bool = False,
 ) -> dict[str, Any]:
     """Timed LPCNet training steps in this process (run it in a fresh process for a clean peak RSS).
 
@@ -512,17 +514,26 @@ def measure_training(
         sparse_steps: then prune GRU_A to its final block densities (0.05 / 0.05 / 0.2) and time this
             many more steps with the block-sparse recurrence (after one warm-up step), masks
             re-applied after every step as in training.
+        retain_memory: first keep freed memory in the process, as the trainer does on CPU
+            (:func:`vocoder.training.retain_freed_memory`; changes this process's allocator for good).
 
     Returns:
         ``step_seconds`` and ``step_cpu_seconds`` (lists), ``samples_per_s`` (batch · samples over the
-        median step) and ``peak_rss_mb``.
+        median step), ``peak_rss_mb`` and ``retain_memory`` (whether it was in effect).
     """
     import torch
+
+    retained = False
+    if retain_memory:
+        from vocoder.training import retain_freed_memory
+
+        retained = retain_freed_memory()
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _timed_training_steps(steps, batch, frames, model_kwargs, sparse_steps)
+        return {**_timed_training_steps(steps, batch, frames, model_kwargs, sparse_steps),
+                "retain_memory": retained}
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -605,6 +616,8 @@ def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
         "frames": settings.train_frames,
         "model_kwargs": settings.model,
         "sparse_steps": settings.train_steps,
+        # the trainer's CPU default; not in this process (it would change the caller's allocator)
+        "retain_memory": not settings.train_in_process,
     }
     if settings.train_in_process:
         result = measure_training(**params)
@@ -619,6 +632,7 @@ def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
         sparse_step_s=statistics.median(result["sparse_step_seconds"]),
         sparse_density=result["sparse_density"],
         step_gflop=result["step_gflop"],
+        retain_memory=bool(result.get("retain_memory", False)),
     )
 
 

@@ -26,6 +26,7 @@ from vocoder.training._frozen import (
 )
 from vocoder.training._iaf_task import IAFDistillTask, IAFTask, load_teacher
 from vocoder.training._lpcnet_task import LPCNetTask
+from vocoder.training._memory import retain_freed_memory
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
 from vocoder.training._sampler import ResumableSampler
@@ -35,6 +36,7 @@ from vocoder.training._wavenet_categorical_task import WaveNetDualSoftmaxTask
 from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, history_frames_for, normalize_mel
 
 __all__ = [
+    "retain_freed_memory",
     "upgrade_config",
     "WEIGHTS_FORMAT",
     "export_weights",
