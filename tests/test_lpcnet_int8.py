@@ -343,3 +343,9 @@ def test_int8_gemv_called_from_python_runs_the_exact_portable_product():
     y = np.zeros(32)
     int8_block_gemv(*pack_int8_blocks(q), x, np.ones(32), y)
     np.testing.assert_array_equal(y, q.astype(np.int64) @ x.astype(np.int64))
+
+
+def test_int8_rejects_fewer_than_16_levels_in_one_line():
+    model = LPCNet(gru_a_size=32, gru_b_size=16, mulaw_bits=3)
+    with pytest.raises(ValueError, match="multiple of 16 μ-law levels.*backend='fast'"):
+        synthesize_int8(model, _features(1, 2))

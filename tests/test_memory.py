@@ -32,11 +32,12 @@ def _faults(mode: str) -> int:
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_retained_memory_is_reused_without_page_faults():
     pages = 64 * 2**20 // 4096
-    # default glibc: every 64 MB buffer is a fresh mapping, faulted in again page by page (or in huge
-    # pages where the kernel gives them: then at least a few hundred faults)
-    assert _faults("default") > pages // 600
+    # default glibc: every 64 MB buffer is a fresh mapping, faulted in again page by page (16,384 faults;
+    # about 32 where the kernel backs it with 2 MB huge pages)
+    assert _faults("default") > 24
     # retained: the second and later buffers reuse the heap the first one left
-    assert _faults("retain") < pages // 1000
+    assert _faults("retain") < 8
+    assert pages > 24 * 512  # (the buffer spans more than 24 huge pages)
 
 
 def test_trainer_settings_have_it_on_by_default():

@@ -439,6 +439,7 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         )
         model4, _ = pruned_model(settings.model, block=(16, 4))
         packed_16x4 = pack_lpcnet_int8(model4, np.float32)
+        assert packed_16x4.a_aligned, "16x4 pruning must give the aligned int8 layout"
         synthesize_int8(model4, features[None, :20], lpc[None, :20], packed=packed_16x4)
         int8_16x4_wall, _ = best_time(
             lambda: synthesize_int8(model4, features[None], lpc[None], seed=0, packed=packed_16x4),

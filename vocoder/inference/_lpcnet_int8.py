@@ -1,6 +1,6 @@
 """8-bit LPCNet synthesis: the fast sampler with int8 × int8 → int32 products for the recurrent network.
 
-What is quantized (the split of xiph's AVX2 "dot product" build):
+What is quantized (with ``dual_fc="float"`` exactly the split of xiph's AVX2 "dot product" build):
 
 * GRU_A's recurrent matrix (without its per-gate diagonals, which stay float), GRU_B's input matrix
   (acting on GRU_A's state) and GRU_B's recurrent matrix: int8 weights with one float scale per
@@ -220,7 +220,7 @@ def _inverse_cdf(weights, chunk_sums, fraction):
 
     The sums go 16 weights at a time (vectorized chunk sums, :func:`_total`), then one weight at a time
     inside the chunk where the threshold falls; up to rounding that is the plain in-order scan (the
-    last index of that chunk if rounding leaves the threshold unreached inside it).
+    last index of that chunk with a non-zero weight if rounding leaves the threshold unreached inside it).
     ``chunk_sums``: scratch of ``ceil(len(weights) / 16)``.
     """
     levels = weights.shape[0]
@@ -234,11 +234,14 @@ def _inverse_cdf(weights, chunk_sums, fraction):
     for c in range(n_chunks):
         if threshold < cumulative + chunk_sums[c]:
             end = min(16 * c + 16, levels)
+            last_live = 16 * c
             for k in range(16 * c, end):
                 cumulative += weights[k]
                 if threshold < cumulative:
                     return k
-            return end - 1
+                if weights[k] > 0:
+                    last_live = k
+            return last_live
         cumulative += chunk_sums[c]
     return levels - 1
 
@@ -272,11 +275,11 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
     zero = one - one
     floor = pdf_floor[0]
     h_a = np.zeros(hidden_a, dtype)
-    q_a = np.zeros(hidden_a, np.int8)
+    q_a = np.zeros(-(-hidden_a // 4) * 4, np.int8)  # padded: the products read whole groups of four
     x_a = np.zeros(a_gates, dtype)
     g_a = np.zeros(a_rows, dtype)
     h_b = np.zeros(hidden_b, dtype)
-    q_b = np.zeros(hidden_b, np.int8)
+    q_b = np.zeros(-(-hidden_b // 4) * 4, np.int8)
     x_b = np.zeros(b_gates, dtype)
     g_b = np.zeros(b_gates, dtype)
     pre = np.zeros(fc_rows, dtype)
@@ -326,7 +329,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             _gru_update(x_b, g_b, h_b, hidden_b)
             quantize_activations(h_b, q_b)
 
-            # DualFC (float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
+            # DualFC (int8 or float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
             for i in range(2 * levels):
                 pre[i] = fc_bias[i]
             if int8_fc:
@@ -380,6 +383,9 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
     """
     if dual_fc not in ("int8", "float"):
         raise ValueError(f"dual_fc must be 'int8' or 'float', got {dual_fc!r}")
+    if model.n_levels % 16:
+        raise ValueError(f"the int8 synthesizer needs a multiple of 16 μ-law levels (mulaw_bits >= 4), "
+                         f"got {model.n_levels}: use backend='fast'")
     dtype = np.dtype(dtype)
     if packed is None:
         packed = pack_lpcnet_int8(model, dtype)

@@ -83,7 +83,8 @@ def _pad_frames(items: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
     return batch, lengths
 
 
-#: LPCNet synthesizers: numba float, 8-bit weights and products, the torch reference loop.
+#: LPCNet synthesizers: numba float, 8-bit weights and products (DualFC included / xiph's split with a
+#: float DualFC), the torch reference loop.
 LPCNET_BACKENDS = ("fast", "int8", "int8_xiph", "torch")
 
 

@@ -17,8 +17,10 @@ time (padded with zero blocks to a multiple of four) and stored as 64 bytes, lan
 weights of output row ``i`` are bytes ``4i … 4i + 3``. That is the operand shape of the x86 byte dot
 products (four int8 products summed into each 32-bit lane), while pruned blocks cost nothing.
 
-:func:`int8_block_gemv` is the product. Three implementations, chosen for numba's compile target
-(:func:`int8_isa` says which one it gets):
+:func:`int8_block_gemv` is the product (:func:`int8_aligned_gemv` the same for groups of four
+consecutive, 4-aligned columns — one 32-bit activation load instead of a gather —, and
+:func:`int8_dense_gemv` for a matrix with every block kept). Three implementations of each, chosen for
+numba's compile target (:func:`int8_isa` says which one it gets):
 
 * ``avx512vnni`` (AVX-512 BW + VBMI + VNNI: Ice Lake and later Xeons, AMD Zen 4 and later): one
   ``vpdpbusd`` (unsigned × signed bytes, four products summed into each of 16 int32 lanes, no

@@ -9,15 +9,17 @@ per paper-size LPCNet step, a third of the dense step and half of the pruned one
 
 :func:`retain_freed_memory` switches glibc to its heap for those allocations (``M_MMAP_MAX = 0``) and
 stops it trimming the heap's top (``M_TRIM_THRESHOLD``): freed blocks are reused by the next step
-without a kernel round trip. The price is a higher resident size (the heap keeps its high-water mark,
-plus fragmentation). ``trainer.retain_memory`` turns it on for training runs; nothing happens on a
-C library other than glibc.
+without a kernel round trip. That holds for the main thread's heap, where the training step allocates;
+other threads' arenas still map allocations above 64 MB (their heaps cannot hold them). The price is
+a higher resident size (the heap keeps its high-water mark, plus fragmentation), and the setting is
+for the rest of the process: there is no undoing it. ``trainer.retain_memory`` turns it on for
+training runs; nothing happens on a C library other than glibc (with another allocator preloaded,
+glibc's ``mallopt`` still answers but does not govern the allocations).
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 # glibc's mallopt parameters (malloc.h)
@@ -32,7 +34,7 @@ _applied = False
 def retain_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse instead of returning it to the kernel (idempotent).
 
-    Affects the allocations made after the call, in every thread's arena of this process.
+    Affects the allocations made after the call, for the rest of the process (see the module docstring).
 
     Returns:
         ``True`` when the settings are in effect (glibc on Linux), ``False`` where they do not apply.
@@ -43,8 +45,7 @@ def retain_freed_memory() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process is linked with
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

@@ -81,7 +81,7 @@ class TrainerSettings:
         retain_memory: on a CPU run, keep freed memory in the process for the next step instead of
             returning it to the kernel (:func:`vocoder.training.retain_freed_memory`; glibc only): the
             big per-step buffers are no longer faulted in and zeroed again every step, at the cost of a
-            higher resident size.
+            higher resident size; it stays in effect for the rest of the process.
     """
 
     out_dir: str = "exp/default"
