@@ -174,9 +174,8 @@ def test_int8_groups_aligned_detects_the_layout():
 
 
 # ----------------------------------------------------------------------- synthesis vs reference
-@pytest.fixture(scope="module")
-def sparse_model() -> LPCNet:
-    """GRU_A 64 pruned to 25 % block density, float64, with a lively output distribution."""
+def _pruned_test_model(block: tuple[int, int]) -> LPCNet:
+    """GRU_A 64 pruned in ``block`` blocks to 25 % density, float64, with a lively output distribution."""
     torch.manual_seed(0)
     model = LPCNet(gru_a_size=64, gru_b_size=16).double()
     with torch.no_grad():
@@ -184,24 +183,21 @@ def sparse_model() -> LPCNet:
         model.gru_a.weight_hh_l0.mul_(3.0)  # states that use the whole [-1, 1] range
     model.set_normalization(torch.tensor([8.0] + [0.0] * 19), torch.ones(20))
     sparsifier = BlockSparsifier.for_gru(model.gru_a, {"update": 0.25, "reset": 0.25, "candidate": 0.25},
-                                         start=0, end=1)
+                                         start=0, end=1, block=block)
     sparsifier.step(1)
     return model
 
 
 @pytest.fixture(scope="module")
+def sparse_model() -> LPCNet:
+    """Pruned in LPCNet's 16×1 blocks."""
+    return _pruned_test_model((16, 1))
+
+
+@pytest.fixture(scope="module")
 def aligned_model() -> LPCNet:
-    """The same network pruned in 16×4 blocks (runs of four columns, as xiph's 8-bit build)."""
-    torch.manual_seed(0)
-    model = LPCNet(gru_a_size=64, gru_b_size=16).double()
-    with torch.no_grad():
-        model.dual_fc.scale.mul_(4.0)
-        model.gru_a.weight_hh_l0.mul_(3.0)
-    model.set_normalization(torch.tensor([8.0] + [0.0] * 19), torch.ones(20))
-    sparsifier = BlockSparsifier.for_gru(model.gru_a, {"update": 0.25, "reset": 0.25, "candidate": 0.25},
-                                         start=0, end=1, block=(16, 4))
-    sparsifier.step(1)
-    return model
+    """Pruned in 16×4 blocks (runs of four columns, as xiph's 8-bit build)."""
+    return _pruned_test_model((16, 4))
 
 
 def test_int8_aligned_model_takes_the_aligned_product_sample_exact(aligned_model, sparse_model):

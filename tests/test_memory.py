@@ -45,3 +45,14 @@ def test_trainer_settings_have_it_on_by_default():
 
     assert TrainerSettings().retain_memory is True
     assert TrainerSettings(retain_memory=False).retain_memory is False
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_trainer_applies_the_setting_on_cpu(tmp_path, monkeypatch, retain):
+    import vocoder.training._trainer as trainer_module
+    from tests.trainer_toy import make_trainer
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "retain_freed_memory", lambda: calls.append(True) or True)
+    make_trainer(tmp_path / "run", max_steps=1, retain_memory=retain, device="cpu").fit()
+    assert calls == ([True] if retain else [])

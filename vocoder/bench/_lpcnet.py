@@ -439,7 +439,8 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         )
         model4, _ = pruned_model(settings.model, block=(16, 4))
         packed_16x4 = pack_lpcnet_int8(model4, np.float32)
-        assert packed_16x4.a_aligned, "16x4 pruning must give the aligned int8 layout"
+        if not packed_16x4.a_aligned:
+            raise RuntimeError("16x4 pruning did not give the aligned int8 layout")
         synthesize_int8(model4, features[None, :20], lpc[None, :20], packed=packed_16x4)
         int8_16x4_wall, _ = best_time(
             lambda: synthesize_int8(model4, features[None], lpc[None], seed=0, packed=packed_16x4),
@@ -633,7 +634,7 @@ def bench_training(settings: LPCNetSettings) -> LPCNetTrainingResult:
         sparse_step_s=statistics.median(result["sparse_step_seconds"]),
         sparse_density=result["sparse_density"],
         step_gflop=result["step_gflop"],
-        retain_memory=bool(result.get("retain_memory", False)),
+        retain_memory=bool(result["retain_memory"]),
     )
 
 

@@ -143,7 +143,7 @@ class PackedLPCNetInt8:
     fc_bias: np.ndarray
     fc_scale: np.ndarray
     density: float
-    a_aligned: bool = False
+    a_aligned: bool
 
     @property
     def dtype(self) -> np.dtype:
@@ -180,6 +180,7 @@ def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> Pack
     b_bias = np.zeros(b_gates, dtype)
     b_bias[: 3 * hidden_b] = numpy(model.gru_b.bias_hh_l0)
     fc = model.dual_fc
+    fc_weight = numpy(fc.weight.reshape(2 * levels, -1))
     return PackedLPCNetInt8(
         hidden_a=hidden_a,
         hidden_b=hidden_b,
@@ -190,8 +191,8 @@ def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> Pack
         b_input=quantize_matrix(numpy(model.gru_b.weight_ih_l0[:, :hidden_a]), dtype, dense=True),
         b_recurrent=quantize_matrix(numpy(model.gru_b.weight_hh_l0), dtype, dense=True),
         b_bias=b_bias,
-        fc=pack_dense(numpy(fc.weight.reshape(2 * levels, -1)), dtype),
-        fc_quantized=quantize_matrix(numpy(fc.weight.reshape(2 * levels, -1)), dtype, dense=True),
+        fc=pack_dense(fc_weight, dtype),
+        fc_quantized=quantize_matrix(fc_weight, dtype, dense=True),
         fc_bias=numpy(fc.bias).reshape(-1).astype(dtype),
         fc_scale=numpy(fc.scale).reshape(-1).astype(dtype),
         density=live_blocks / n_blocks if n_blocks else 0.0,

@@ -209,6 +209,8 @@ COLUMN_MODES = ("gather", "aligned", "dense")
 
 def _make_int8_gemv_avx2(columns: str):
     """The AVX2 product; ``columns`` one of :data:`COLUMN_MODES`."""
+    if columns not in COLUMN_MODES:
+        raise ValueError(f"columns must be one of {COLUMN_MODES}, got {columns!r}")
     dense, aligned = columns == "dense", columns == "aligned"
 
     @intrinsic
@@ -249,10 +251,8 @@ def _make_int8_gemv_avx2(columns: str):
                 with cgutils.for_range(builder, builder.sub(end, start)) as group_loop:
                     group = builder.add(start, group_loop.index)
                     if dense or aligned:  # four consecutive activations: one 32-bit load
-                        if dense:
-                            first = builder.mul(group_loop.index, const(4))
-                        else:
-                            first = load_i64(idx_a, builder.mul(group, const(4)))
+                        first = (builder.mul(group_loop.index, const(4)) if dense
+                                 else load_i64(idx_a, builder.mul(group, const(4))))
                         pointer = builder.gep(x_a.data, [first])
                         packed = builder.load(builder.bitcast(pointer, i32.as_pointer()), align=1)
                     else:  # gather the four activations of the group's columns
@@ -297,6 +297,8 @@ int8_dense_gemv_avx2 = _make_int8_gemv_avx2("dense")
 
 def _make_int8_gemv_vnni(columns: str):
     """The AVX-512 VNNI product (see the module docstring); ``columns`` one of :data:`COLUMN_MODES`."""
+    if columns not in COLUMN_MODES:
+        raise ValueError(f"columns must be one of {COLUMN_MODES}, got {columns!r}")
     dense, aligned = columns == "dense", columns == "aligned"
 
     @intrinsic
@@ -395,13 +397,11 @@ def _make_int8_gemv_vnni(columns: str):
 
                 def accumulate(index, accumulator):  # the index-th group of the block row
                     group = builder.add(start, index)
-                    if dense:  # group j of the block row: bytes 4j … 4j + 3
-                        first = builder.mul(index, const(4))
-                    elif aligned:
-                        first = load_i64(idx_a, builder.mul(group, const(4)))
-                    if dense or aligned:
+                    if dense or aligned:  # dense: group j of the block row is bytes 4j … 4j + 3
+                        first = (builder.mul(index, const(4)) if dense
+                                 else load_i64(idx_a, builder.mul(group, const(4))))
                         pointer = builder.bitcast(builder.gep(activations, [first]), i32.as_pointer())
-                    else:
+                    else:  # the gathered word of this group
                         pointer = builder.gep(activations, [group])
                     packed = builder.load(pointer, align=1)
                     pointer = builder.gep(w_a.data, [builder.mul(group, const(64))])
