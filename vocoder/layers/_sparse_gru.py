@@ -235,6 +235,53 @@ def block_outer(typingctx, g, g_stride, g_offset, x, x_stride, x_offset, count, 
     return types.void(g, g_stride, g_offset, x, x_stride, x_offset, count, acc, acc_offset), codegen
 
 
+@intrinsic
+def block_outer4(typingctx, g, g_offset, x, col_idx, entry, count, acc):
+    """``block_outer`` for the four blocks ``entry … entry + 3`` of one block row of a tile.
+
+    ``g`` is the row's gradients (16 per sample, from ``g_offset``), ``x`` the tile's states column
+    major (``_TILE`` per column), block ``e`` reads column ``col_idx[e]`` and accumulates into
+    ``acc[16e : 16e + 16]``. Each gradient vector is loaded once for the four blocks (and two samples
+    per round, eight independent accumulators), instead of once per block.
+    """
+    if not (_float_vectors(g, x, acc) and isinstance(col_idx, types.Array)
+            and all(isinstance(a, types.Integer) for a in (g_offset, entry, count))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        code = _VectorCode(context, builder, signature.args[0].dtype)
+        g_a, x_a, col_a, acc_a = (code.array(signature.args[i], args[i]) for i in (0, 2, 3, 6))
+        g_off, first, n = (context.cast(builder, args[i], signature.args[i], types.int64) for i in (1, 4, 5))
+        x_offsets, out_pointers, accumulators = [], [], []
+        for k in range(4):
+            e = builder.add(first, code.const(k))
+            x_offsets.append(builder.mul(code.load_index(col_a, e), code.const(_TILE)))
+            out_pointers.append(code.vector_pointer(acc_a, builder.mul(e, code.const(16))))
+            pair = code.accumulators(2)
+            builder.store(code.load(out_pointers[k]), pair[0])
+            builder.store(code.zero(), pair[1])
+            accumulators.append(pair)
+
+        def accumulate(u, sample):
+            vector = code.load(code.vector_pointer(g_a, builder.add(builder.mul(sample, code.const(16)), g_off)))
+            for k in range(4):
+                code.fma_into(accumulators[k][u], vector, code.broadcast(x_a, builder.add(x_offsets[k], sample)))
+
+        rounds = builder.udiv(n, code.const(2))
+        with cgutils.for_range(builder, rounds) as loop:
+            base = builder.mul(loop.index, code.const(2))
+            accumulate(0, base)
+            accumulate(1, builder.add(base, code.const(1)))
+        tail = builder.mul(rounds, code.const(2))
+        with cgutils.for_range(builder, builder.sub(n, tail)) as loop:
+            accumulate(0, builder.add(tail, loop.index))
+        for k in range(4):
+            code.store(code.sum(accumulators[k]), out_pointers[k])
+        return context.get_dummy_value()
+
+    return types.void(g, g_offset, x, col_idx, entry, count, acc), codegen
+
+
 @njit(inline="always")
 def _block_product_t(group, col_ptr, block_row, entry, blocks, g, g_stride, y, y_stride):
     if group == 4:
@@ -325,9 +372,13 @@ def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_
                 for i in range(16):
                     tile_g[base + i] = g[i]
         for r in range(first_row, last_row):
-            for e in range(row_ptr[r], row_ptr[r + 1]):
-                block_outer(tile_g, 16, (r - first_row) * _TILE * 16, tile_x, 1, col_idx[e] * _TILE, count,
-                            grad_blocks, 16 * e)
+            g_offset = (r - first_row) * _TILE * 16
+            e, end = row_ptr[r], row_ptr[r + 1]
+            while e + 4 <= end:
+                block_outer4(tile_g, g_offset, tile_x, col_idx, e, count, grad_blocks)
+                e += 4
+            for e in range(e, end):
+                block_outer(tile_g, 16, g_offset, tile_x, 1, col_idx[e] * _TILE, count, grad_blocks, 16 * e)
 
 
 def _chunks(size: int) -> list[tuple[int, int]]:
