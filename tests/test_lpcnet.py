@@ -43,6 +43,7 @@ from vocoder.layers._simd import (
     vtanh,
 )
 from vocoder.models import LPCNet, gru_sequence
+import vocoder.models._lpcnet as lpcnet_module
 from vocoder.models._lpcnet import _InputGates
 
 SMALL = {"gru_a_size": 32, "gru_b_size": 16, "frame_channels": 24, "sample_embedding_size": 16,
@@ -248,11 +249,43 @@ def test_table_path_equals_fused_gru_path():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
 
 
-def test_gru_sequence_gradcheck():
+@pytest.mark.parametrize("small_max", [None, 0])  # None: the compiled small-GRU loop; 0: torch products
+def test_gru_sequence_gradcheck(small_max, monkeypatch):
+    if small_max is not None:
+        monkeypatch.setattr(lpcnet_module, "SMALL_GRU_MAX_HIDDEN", small_max)
     generator = torch.Generator().manual_seed(4)
     inputs = [torch.randn(shape, dtype=torch.float64, generator=generator, requires_grad=True)
               for shape in ((5, 3, 12), (3, 4), (12, 4), (12,))]
     assert torch.autograd.gradcheck(gru_sequence, inputs)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("hidden", [16, 40])
+def test_small_gru_loop_equals_torch_product_path(hidden, threads, monkeypatch):
+    """GRUs of at most SMALL_GRU_MAX_HIDDEN units run one compiled loop; same values and gradients."""
+    generator = torch.Generator().manual_seed(6)
+    steps, batch = 50, 7  # batch 7 over 2 threads: chunks of 4 and 3
+    tensors = [torch.randn(shape, dtype=torch.float64, generator=generator) * scale
+               for shape, scale in (((steps, batch, 3 * hidden), 1.0), ((batch, hidden), 1.0),
+                                    ((3 * hidden, hidden), 0.5 / hidden ** 0.5), ((3 * hidden,), 0.1))]
+    upstream = torch.randn(steps, batch, hidden, dtype=torch.float64, generator=generator)
+    assert hidden <= lpcnet_module.SMALL_GRU_MAX_HIDDEN  # the first pass takes the small loop
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    results = []
+    try:
+        for small_max in (lpcnet_module.SMALL_GRU_MAX_HIDDEN, 0):
+            monkeypatch.setattr(lpcnet_module, "SMALL_GRU_MAX_HIDDEN", small_max)
+            leaves = [t.clone().requires_grad_(True) for t in tensors]
+            out = gru_sequence(*leaves)
+            grads = torch.autograd.grad((out * upstream).sum(), leaves)
+            results.append((out.detach(), grads))
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-13)
+    for name, a, b in zip(("input_gates", "h0", "weight_hh", "bias_hh"), results[0][1], results[1][1],
+                          strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -274,11 +307,12 @@ def test_input_gates_gradcheck_and_values(threads):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_gru_sequence_matches_nn_gru(threads):
+@pytest.mark.parametrize("hidden", [20, 80])  # the compiled small-GRU loop, and torch products
+def test_gru_sequence_matches_nn_gru(threads, hidden):
     torch.manual_seed(0)
-    gru = nn.GRU(6, 20, batch_first=True)
+    gru = nn.GRU(6, hidden, batch_first=True)
     x = torch.randn(5, 30, 6)
-    h0 = torch.randn(5, 20)
+    h0 = torch.randn(5, hidden)
     expected, _ = gru(x, h0[None])
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -3,10 +3,13 @@
 from vocoder.layers._dual_softmax import DualSoftmax, join_levels, split_levels
 from vocoder.layers._dualfc import DualFC
 from vocoder.layers._gru_kernels import (
+    SMALL_GRU_MAX_HIDDEN,
     gru_backward_step,
     gru_forward_step,
     input_gates_backward,
     input_gates_forward,
+    small_gru_backward,
+    small_gru_forward,
 )
 from vocoder.layers._int8 import (
     int8_aligned_gemv,
@@ -84,6 +87,9 @@ __all__ = [
     "one_like",
     "pack_blocks",
     "pack_dense",
+    "SMALL_GRU_MAX_HIDDEN",
+    "small_gru_backward",
+    "small_gru_forward",
     "vexp",
     "vsigmoid",
     "vtanh",

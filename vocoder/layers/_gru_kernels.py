@@ -119,6 +119,63 @@ def gru_backward_step(grad_output, gates, hidden_candidate, output, h0, grad_h, 
             dh_b[j] = dh * z
 
 
+#: Largest hidden size that :func:`vocoder.models.gru_sequence` runs through :func:`small_gru_forward`
+#: and :func:`small_gru_backward` (the whole recurrence in one compiled loop). Above it the per-step
+#: ``h W_hhᵀ`` product is worth a BLAS call; at LPCNet's GRU_B size (16) the per-step call overheads of
+#: a torch product plus a kernel call cost ~10× the arithmetic.
+SMALL_GRU_MAX_HIDDEN = 64
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def small_gru_forward(input_gates, h0, weight_t, bias, hidden_gates, gates, hidden_candidate, output,
+                      first, last):
+    """The whole forward recurrence for batch rows ``[first, last)``, the recurrent product included.
+
+    Per step ``hidden_gates[b] = bias + h_{t−1} W_hhᵀ`` (``weight_t`` = ``W_hhᵀ`` ``(H, 3H)``,
+    accumulated one input at a time in increasing order), then :func:`gru_forward_step`. Buffers as
+    there; ``hidden_gates`` ``(B, 3H)``.
+    """
+    n_steps = input_gates.shape[0]
+    hidden = h0.shape[1]
+    three = 3 * hidden
+    for t in range(n_steps):
+        previous = h0 if t == 0 else output[t - 1]
+        for b in range(first, last):
+            h = previous[b]
+            g = hidden_gates[b]
+            for i in range(three):
+                g[i] = bias[i]
+            for k in range(hidden):
+                w = weight_t[k]
+                value = h[k]
+                for i in range(three):
+                    g[i] += value * w[i]
+        gru_forward_step(input_gates, hidden_gates, h0, gates, hidden_candidate, output, t, first, last)
+
+
+@njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
+def small_gru_backward(grad_output, gates, hidden_candidate, output, h0, grad_h, grad_hidden_gates,
+                       grad_input_gates, grad_candidate_hidden, weight, first, last):
+    """The whole backward recurrence for batch rows ``[first, last)``: per step
+    :func:`gru_backward_step`, then ``grad_h[b] += grad_hidden_gates[b] W_hh`` (``weight`` ``(3H, H)``,
+    accumulated one gate row at a time in increasing order). Buffers as there.
+    """
+    n_steps = grad_output.shape[0]
+    three = weight.shape[0]
+    hidden = weight.shape[1]
+    for t in range(n_steps - 1, -1, -1):
+        gru_backward_step(grad_output, gates, hidden_candidate, output, h0, grad_h, grad_hidden_gates,
+                          grad_input_gates, grad_candidate_hidden, t, first, last)
+        for b in range(first, last):
+            g = grad_hidden_gates[b]
+            out = grad_h[b]
+            for i in range(three):
+                w = weight[i]
+                value = g[i]
+                for j in range(hidden):
+                    out[j] += value * w[j]
+
+
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def input_gates_forward(tables, codes, frame_gates, hop, output, first, last):
     """GRU_A input projections from per-code tables and per-frame terms, for steps ``[first, last)``.

@@ -22,7 +22,8 @@ Training speed: ``nn.GRU`` on the CPU runs every time step as a dozen small auto
 multiplies all 512 GRU_A inputs by the input weights. On the CPU this module therefore computes the
 same function differently: GRU_A's input projection is three rows of per-code tables (embedding ×
 input-weight products, 256 × 3·units per input slot) plus the frame term projected once per frame,
-and both GRUs run through :func:`gru_sequence` (torch products + fused numba step kernels, the
+and both GRUs run through :func:`gru_sequence` (torch products + fused numba step kernels; a GRU of at
+most ``SMALL_GRU_MAX_HIDDEN`` units, GRU_B, runs its whole recurrence in one compiled loop; the
 batch split over threads that never synchronize inside the time loop). Tests check it against
 the ``nn.GRU`` formulation to float64 rounding, values and gradients. On other devices (CUDA) the
 fused ``nn.GRU`` modules run the textbook formulation; they hold the parameters in either case.
@@ -41,6 +42,7 @@ from torch import nn
 
 from vocoder.dsp import MULAW_QUANTIZERS
 from vocoder.layers import (
+    SMALL_GRU_MAX_HIDDEN,
     DualFC,
     DualSoftmax,
     gru_backward_step,
@@ -48,6 +50,8 @@ from vocoder.layers import (
     input_gates_backward,
     input_gates_forward,
     run_in_threads,
+    small_gru_backward,
+    small_gru_forward,
     sparse_gru_sequence,
     split_range,
 )
@@ -124,6 +128,12 @@ class _GRUSequence(torch.autograd.Function):
         gates = x.new_empty(n_steps, batch, three_hidden)
         candidate_hidden = x.new_empty(n_steps, batch, hidden)
         hidden_gates = x.new_empty(batch, three_hidden)
+        if hidden <= SMALL_GRU_MAX_HIDDEN:  # the whole recurrence in one compiled loop per chunk
+            small = (x.numpy(), h0.numpy(), weight_t.contiguous().numpy(), bias.contiguous().numpy(),
+                     hidden_gates.numpy(), gates.numpy(), candidate_hidden.numpy(), output.numpy())
+            _run_chunks(lambda first, last: small_gru_forward(*small, first, last), _chunks(batch))
+            ctx.save_for_backward(h0, weight_hh, gates, candidate_hidden, output)
+            return output
         arrays = (x.numpy(), hidden_gates.numpy(), h0.numpy(), gates.numpy(), candidate_hidden.numpy(),
                   output.numpy())
 
@@ -152,14 +162,18 @@ class _GRUSequence(torch.autograd.Function):
                   grad_h.numpy(), grad_hidden_gates.numpy(), grad_input_gates.numpy(),
                   grad_candidate_hidden.numpy())
 
-        def work(first: int, last: int) -> None:
-            chunk_grad_h = grad_h[first:last]
-            chunk_grad_gates = grad_hidden_gates[first:last]
-            for t in range(n_steps - 1, -1, -1):
-                gru_backward_step(*arrays, t, first, last)
-                chunk_grad_h.addmm_(chunk_grad_gates, weight)
+        if hidden <= SMALL_GRU_MAX_HIDDEN:
+            small = (*arrays, weight.contiguous().numpy())
+            _run_chunks(lambda first, last: small_gru_backward(*small, first, last), _chunks(batch))
+        else:
+            def work(first: int, last: int) -> None:
+                chunk_grad_h = grad_h[first:last]
+                chunk_grad_gates = grad_hidden_gates[first:last]
+                for t in range(n_steps - 1, -1, -1):
+                    gru_backward_step(*arrays, t, first, last)
+                    chunk_grad_h.addmm_(chunk_grad_gates, weight)
 
-        _run_chunks(work, _chunks(batch))
+            _run_chunks(work, _chunks(batch))
 
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[2]:
