@@ -15,7 +15,8 @@ weight gradient is the dense gradient with the mask applied. Only the kept block
   samples that stay in cache (zeros elsewhere: the mask stays exact).
 
 Batch rows are split over threads as in the dense recurrence (independent chunks, no per-step
-synchronization); the weight gradient is split by block rows.
+synchronization); the weight gradient (with the bias gradient) is split by samples, each thread
+summing into its own buffers, added at the end.
 """
 
 from __future__ import annotations
@@ -328,51 +329,54 @@ def sparse_gru_backward(grad_output, gates, hidden_candidate, output, h0, grad_h
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_ptr, col_idx,
-                       grad_blocks, grad_diagonal, first_row, last_row):
-    """``Σ_t g_t h_{t−1}ᵀ`` on the kept blocks and the diagonal of block rows ``[first_row, last_row)``.
+                       grad_blocks, grad_diagonal, grad_bias, first, last):
+    """``Σ_s g_s h_{s−B}ᵀ`` on the kept blocks and the diagonal, and ``Σ_s g_s``, over samples ``[first, last)``.
 
-    ``g`` is ``grad_input_gates`` for the reset/update rows and ``grad_candidate_hidden`` for the
-    candidate rows (see the dense backward pass). ``grad_blocks`` ``(16·nnz,)`` and ``grad_diagonal``
-    ``(3H,)`` are overwritten for those rows. Samples are taken in tiles (time-major ``t·B + b``) so
-    that a tile's gradients and states stay in cache while all its blocks are accumulated.
+    Samples are time-major (``s = t·B + b``, ``h_{s−B}`` the state before step ``t``). ``g`` is
+    ``grad_input_gates`` for the reset/update rows and ``grad_candidate_hidden`` for the candidate rows
+    (see the dense backward pass). ``grad_blocks`` ``(16·nnz,)``, ``grad_diagonal`` and ``grad_bias``
+    ``(3H,)`` are overwritten with this range's sums (threads split the samples and add their sums).
+    Samples are taken in tiles so that a tile's gradients and states stay in cache while all its
+    blocks are accumulated.
     """
     n_steps, batch, hidden = output.shape
-    for e in range(row_ptr[first_row], row_ptr[last_row]):
-        for i in range(16):
-            grad_blocks[16 * e + i] = 0.0
-    for j in range(16 * first_row, 16 * last_row):
-        grad_diagonal[j] = 0.0
-    n_samples = n_steps * batch
-    n_rows = last_row - first_row
+    n_rows = row_ptr.shape[0] - 1
+    grad_blocks[:] = 0.0
+    grad_diagonal[:] = 0.0
+    grad_bias[:] = 0.0
     # per tile, copies in the product's order: gradients block-row major (r, n, 16), states column
     # major (c, n); the products then stream through contiguous memory
     tile_g = np.empty(n_rows * _TILE * 16, grad_blocks.dtype)
     tile_x = np.empty(hidden * _TILE, grad_blocks.dtype)
-    for start in range(0, n_samples, _TILE):
-        count = min(_TILE, n_samples - start)
+    for start in range(first, last, _TILE):
+        count = min(_TILE, last - start)
         for n in range(count):
             t = (start + n) // batch
             b = start + n - t * batch
             h = h0[b] if t == 0 else output[t - 1, b]
             for c in range(hidden):
                 tile_x[c * _TILE + n] = h[c]
-            for gate in range(3):  # the diagonal: Σ_n g[n, j] h_{n−B}[j mod H], rows of this call only
-                low = max(16 * first_row, gate * hidden) - gate * hidden
-                high = min(16 * last_row, (gate + 1) * hidden) - gate * hidden
-                g = grad_candidate_hidden[t, b] if gate == 2 else grad_input_gates[t, b, gate * hidden :]
-                for j in range(low, high):
-                    grad_diagonal[gate * hidden + j] += g[j] * h[j]
-            for r in range(first_row, last_row):
+            g_rz = grad_input_gates[t, b]
+            g_n = grad_candidate_hidden[t, b]
+            for j in range(hidden):  # the diagonal: Σ_n g[n, j] h_{n−B}[j mod H]
+                grad_diagonal[j] += g_rz[j] * h[j]
+                grad_diagonal[hidden + j] += g_rz[hidden + j] * h[j]
+                grad_diagonal[2 * hidden + j] += g_n[j] * h[j]
+            for r in range(n_rows):
                 row0 = 16 * r
+                base = (r * _TILE + n) * 16
                 if row0 >= 2 * hidden:
-                    g = grad_candidate_hidden[t, b, row0 - 2 * hidden : row0 - 2 * hidden + 16]
+                    for i in range(16):
+                        value = g_n[row0 - 2 * hidden + i]
+                        tile_g[base + i] = value
+                        grad_bias[row0 + i] += value
                 else:
-                    g = grad_input_gates[t, b, row0 : row0 + 16]
-                base = ((r - first_row) * _TILE + n) * 16
-                for i in range(16):
-                    tile_g[base + i] = g[i]
-        for r in range(first_row, last_row):
-            g_offset = (r - first_row) * _TILE * 16
+                    for i in range(16):
+                        value = g_rz[row0 + i]
+                        tile_g[base + i] = value
+                        grad_bias[row0 + i] += value
+        for r in range(n_rows):
+            g_offset = r * _TILE * 16
             e, end = row_ptr[r], row_ptr[r + 1]
             while e + 4 <= end:
                 block_outer4(tile_g, g_offset, tile_x, col_idx, e, count, grad_blocks)
@@ -434,7 +438,7 @@ class _SparseGRUSequence(torch.autograd.Function):
                   grad_candidate_hidden.numpy(), col_ptr, block_row, entry, blocks, diagonal)
         run_in_threads(lambda first, last: sparse_gru_backward(*arrays, first, last), _chunks(batch))
 
-        grad_weight = grad_bias = None
+        grad_weight = grad_bias = summed_bias = None
         if ctx.needs_input_grad[2] and ctx.dense_weight_grad:
             # every weight's gradient (pruned ones may regrow), as the dense recurrence forms it
             grad_weight = grad_output.new_empty(mask.shape)
@@ -446,12 +450,23 @@ class _SparseGRUSequence(torch.autograd.Function):
                     block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
                 grad_weight[rows] = block
         elif ctx.needs_input_grad[2]:
-            grad_blocks = np.empty_like(blocks)
-            grad_diagonal = np.empty_like(diagonal)
+            # the samples split over threads, each summing into its own buffers (added below)
+            chunks = _chunks(n_steps * batch)
+            partial_blocks = np.empty((len(chunks), blocks.shape[0]), blocks.dtype)
+            partial_diagonal = np.empty((len(chunks), diagonal.shape[0]), diagonal.dtype)
+            partial_bias = np.empty((len(chunks), diagonal.shape[0]), diagonal.dtype)
             weight_arrays = (grad_input_gates.numpy(), grad_candidate_hidden.numpy(), output.numpy(),
-                             h0.numpy(), row_ptr, col_idx, grad_blocks, grad_diagonal)
-            run_in_threads(lambda first, last: sparse_weight_grad(*weight_arrays, first, last),
-                        _chunks(row_ptr.shape[0] - 1))
+                             h0.numpy(), row_ptr, col_idx)
+            slot = {chunk: k for k, chunk in enumerate(chunks)}
+
+            def weight_work(first: int, last: int) -> None:
+                k = slot[first, last]
+                sparse_weight_grad(*weight_arrays, partial_blocks[k], partial_diagonal[k], partial_bias[k],
+                                   first, last)
+
+            run_in_threads(weight_work, chunks)
+            grad_blocks, grad_diagonal, summed_bias = (part.sum(axis=0) for part in
+                                                       (partial_blocks, partial_diagonal, partial_bias))
             grad_weight = grad_output.new_zeros(mask.shape)
             if col_idx.shape[0]:
                 block_row = np.repeat(np.arange(row_ptr.shape[0] - 1), np.diff(row_ptr))
@@ -462,8 +477,11 @@ class _SparseGRUSequence(torch.autograd.Function):
             grad_weight[gate_rows, gate_rows % hidden] = torch.from_numpy(grad_diagonal)  # once, not twice
             grad_weight.mul_(mask)  # exact zeros outside the mask (also inside partly kept blocks)
         if ctx.needs_input_grad[3]:
-            grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
-                                   grad_candidate_hidden.sum((0, 1))])
+            if summed_bias is not None:  # summed with the weight gradient
+                grad_bias = torch.from_numpy(summed_bias)
+            else:
+                grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
+                                       grad_candidate_hidden.sum((0, 1))])
         return grad_input_gates, grad_h, grad_weight, grad_bias, None, None
 
 
