@@ -8,6 +8,7 @@ import torch
 from numba import njit
 from torch import nn
 
+import vocoder.models._lpcnet as lpcnet_module
 from vocoder.dsp import (
     deemphasis,
     lpc_from_cepstrum,
@@ -43,7 +44,6 @@ from vocoder.layers._simd import (
     vtanh,
 )
 from vocoder.models import LPCNet, gru_sequence
-import vocoder.models._lpcnet as lpcnet_module
 from vocoder.models._lpcnet import _InputGates
 
 SMALL = {"gru_a_size": 32, "gru_b_size": 16, "frame_channels": 24, "sample_embedding_size": 16,
@@ -323,6 +323,35 @@ def test_gru_sequence_matches_nn_gru(threads, hidden):
     finally:
         torch.set_num_threads(before)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("hidden", [20, 80])  # the compiled small-GRU loop, and torch products
+def test_gru_sequence_gradients_match_nn_gru(hidden):
+    torch.manual_seed(1)
+    gru = nn.GRU(6, hidden, batch_first=True).double()
+    x = torch.randn(4, 25, 6, dtype=torch.float64)
+    h0 = torch.randn(4, hidden, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(4, 25, hidden, dtype=torch.float64)
+    expected, _ = gru(x, h0[None])
+    parameters = [h0, gru.weight_hh_l0, gru.bias_hh_l0]
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), parameters)
+    gates = (x @ gru.weight_ih_l0.t() + gru.bias_ih_l0).transpose(0, 1)
+    out = gru_sequence(gates, h0, gru.weight_hh_l0, gru.bias_hh_l0).transpose(0, 1)
+    grads = torch.autograd.grad((out * upstream).sum(), parameters)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for name, a, b in zip(("h0", "weight_hh", "bias_hh"), grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11, msg=name)
+
+
+@pytest.mark.parametrize("hidden", [16, 80])
+def test_gru_sequence_of_no_steps(hidden):
+    leaves = [torch.zeros(0, 3, 3 * hidden, requires_grad=True), torch.randn(3, hidden, requires_grad=True),
+              torch.randn(3 * hidden, hidden, requires_grad=True), torch.randn(3 * hidden, requires_grad=True)]
+    out = gru_sequence(*leaves)
+    assert out.shape == (0, 3, hidden)
+    grads = torch.autograd.grad(out.sum() + leaves[1].sum(), leaves)
+    assert all(torch.count_nonzero(g) == 0 for g in (grads[2], grads[3]))
+    torch.testing.assert_close(grads[1], torch.ones(3, hidden))
 
 
 def test_gru_sequence_rejects_other_dtypes():

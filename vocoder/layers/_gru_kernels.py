@@ -4,7 +4,9 @@ torch's ``nn.GRU`` on the CPU runs each time step as a dozen small autograd ops;
 2,400-step sequences that bookkeeping costs more than the matrix products. The LPCNet model instead
 runs its own recurrence (:func:`vocoder.models._lpcnet.gru_sequence`): the ``h W_hhᵀ`` products go
 to torch (oneDNN/MKL), and everything elementwise of one step — gates, candidate, state update, and
-in the backward pass all the local derivatives — is one fused call to the kernels below.
+in the backward pass all the local derivatives — is one fused call to the kernels below. A GRU of at
+most :data:`SMALL_GRU_MAX_HIDDEN` units (LPCNet's GRU_B) runs its whole recurrence, products included,
+in one call (:func:`small_gru_forward`, :func:`small_gru_backward`).
 
 GRU_A's input projections are assembled by :func:`input_gates_forward` from three rows of per-code
 tables and the per-frame term (and scattered back by :func:`input_gates_backward`), instead of a

@@ -264,9 +264,11 @@ def block_outer4(typingctx, g, g_offset, x, col_idx, entry, count, acc):
             accumulators.append(pair)
 
         def accumulate(u, sample):
-            vector = code.load(code.vector_pointer(g_a, builder.add(builder.mul(sample, code.const(16)), g_off)))
+            offset = builder.add(builder.mul(sample, code.const(16)), g_off)
+            vector = code.load(code.vector_pointer(g_a, offset))
             for k in range(4):
-                code.fma_into(accumulators[k][u], vector, code.broadcast(x_a, builder.add(x_offsets[k], sample)))
+                scalar = code.broadcast(x_a, builder.add(x_offsets[k], sample))
+                code.fma_into(accumulators[k][u], vector, scalar)
 
         rounds = builder.udiv(n, code.const(2))
         with cgutils.for_range(builder, rounds) as loop:
@@ -330,14 +332,15 @@ def sparse_gru_backward(grad_output, gates, hidden_candidate, output, h0, grad_h
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_ptr, col_idx,
                        grad_blocks, grad_diagonal, grad_bias, first, last):
-    """``Σ_s g_s h_{s−B}ᵀ`` on the kept blocks and the diagonal, and ``Σ_s g_s``, over samples ``[first, last)``.
+    """Kept-block, diagonal and bias sums ``Σ_s g_s h_{s−B}ᵀ``, ``Σ_s g_s`` over samples ``[first, last)``.
 
     Samples are time-major (``s = t·B + b``, ``h_{s−B}`` the state before step ``t``). ``g`` is
     ``grad_input_gates`` for the reset/update rows and ``grad_candidate_hidden`` for the candidate rows
     (see the dense backward pass). ``grad_blocks`` ``(16·nnz,)``, ``grad_diagonal`` and ``grad_bias``
-    ``(3H,)`` are overwritten with this range's sums (threads split the samples and add their sums).
-    Samples are taken in tiles so that a tile's gradients and states stay in cache while all its
-    blocks are accumulated.
+    ``(3H,)`` are overwritten with this range's sums (threads split the samples and add their sums, so
+    the float rounding depends on the thread count). Samples are taken in tiles so that a tile's
+    gradients and states stay in cache while all its blocks are accumulated; every sum is formed per
+    tile first, then added to the total (two-level summation).
     """
     n_steps, batch, hidden = output.shape
     n_rows = row_ptr.shape[0] - 1
@@ -348,8 +351,12 @@ def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_
     # major (c, n); the products then stream through contiguous memory
     tile_g = np.empty(n_rows * _TILE * 16, grad_blocks.dtype)
     tile_x = np.empty(hidden * _TILE, grad_blocks.dtype)
+    tile_diagonal = np.empty(3 * hidden, grad_blocks.dtype)
+    tile_bias = np.empty(3 * hidden, grad_blocks.dtype)
     for start in range(first, last, _TILE):
         count = min(_TILE, last - start)
+        tile_diagonal[:] = 0.0
+        tile_bias[:] = 0.0
         for n in range(count):
             t = (start + n) // batch
             b = start + n - t * batch
@@ -359,9 +366,9 @@ def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_
             g_rz = grad_input_gates[t, b]
             g_n = grad_candidate_hidden[t, b]
             for j in range(hidden):  # the diagonal: Σ_n g[n, j] h_{n−B}[j mod H]
-                grad_diagonal[j] += g_rz[j] * h[j]
-                grad_diagonal[hidden + j] += g_rz[hidden + j] * h[j]
-                grad_diagonal[2 * hidden + j] += g_n[j] * h[j]
+                tile_diagonal[j] += g_rz[j] * h[j]
+                tile_diagonal[hidden + j] += g_rz[hidden + j] * h[j]
+                tile_diagonal[2 * hidden + j] += g_n[j] * h[j]
             for r in range(n_rows):
                 row0 = 16 * r
                 base = (r * _TILE + n) * 16
@@ -369,20 +376,24 @@ def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_
                     for i in range(16):
                         value = g_n[row0 - 2 * hidden + i]
                         tile_g[base + i] = value
-                        grad_bias[row0 + i] += value
+                        tile_bias[row0 + i] += value
                 else:
                     for i in range(16):
                         value = g_rz[row0 + i]
                         tile_g[base + i] = value
-                        grad_bias[row0 + i] += value
+                        tile_bias[row0 + i] += value
+        for j in range(3 * hidden):
+            grad_diagonal[j] += tile_diagonal[j]
+            grad_bias[j] += tile_bias[j]
         for r in range(n_rows):
             g_offset = r * _TILE * 16
             e, end = row_ptr[r], row_ptr[r + 1]
             while e + 4 <= end:
                 block_outer4(tile_g, g_offset, tile_x, col_idx, e, count, grad_blocks)
                 e += 4
-            for e in range(e, end):
-                block_outer(tile_g, 16, g_offset, tile_x, 1, col_idx[e] * _TILE, count, grad_blocks, 16 * e)
+            for rest in range(e, end):
+                block_outer(tile_g, 16, g_offset, tile_x, 1, col_idx[rest] * _TILE, count, grad_blocks,
+                            16 * rest)
 
 
 def _chunks(size: int) -> list[tuple[int, int]]:
@@ -445,6 +456,9 @@ class _SparseGRUSequence(torch.autograd.Function):
             previous = output[:-1].reshape(-1, hidden)
             for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
                                 (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
+                if n_steps == 0:  # an empty sequence: no gradient
+                    grad_weight[rows] = 0
+                    continue
                 block = grads[0].t() @ h0
                 if n_steps > 1:
                     block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous

@@ -182,6 +182,9 @@ class _GRUSequence(torch.autograd.Function):
             previous = output[:-1].reshape(-1, hidden)
             for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
                                 (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
+                if n_steps == 0:  # an empty sequence: no gradient
+                    grad_weight[rows] = 0
+                    continue
                 block = grads[0].t() @ h0
                 if n_steps > 1:
                     block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
