@@ -25,7 +25,7 @@ import numpy as np
 from vocoder.dsp._bark import FRAME_SIZE, LPCNET_SAMPLE_RATE, PCM_SCALE, _bfcc_from_pcm, lpc_from_cepstrum
 from vocoder.dsp._emphasis import DEFAULT_ALPHA
 from vocoder.dsp._emphasis import preemphasis as _preemphasis
-from vocoder.dsp._pitch import pitch_track
+from vocoder.dsp._pitch import REDUCTION_FASTMATH, pitch_track
 
 #: Feature layout: columns of ``features`` returned by :func:`lpcnet_features`.
 NB_BFCC = 18
@@ -57,7 +57,7 @@ def period_from_feature(feature):
     return feature * PERIOD_SCALE + PERIOD_OFFSET
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
 def _smoothed_residual(x, lpc, frame):  # pragma: no cover - compiled
     """``r[n] + 0.7·r[n−1]`` with ``r[n] = x[n] + Σ_k a_k[f(n)] x[n − k]`` (zero past), as xiph's encoder."""
     n_frames, order = lpc.shape
@@ -66,16 +66,16 @@ def _smoothed_residual(x, lpc, frame):  # pragma: no cover - compiled
     for f in range(n_frames):
         for i in range(frame):
             n = f * frame + i
-            acc = x[n]
-            for k in range(1, order + 1):
-                if n - k >= 0:
-                    acc += lpc[f, k - 1] * x[n - k]
+            acc = 0.0
+            for k in range(1, min(order, n) + 1):  # samples before the signal are zero
+                acc += lpc[f, k - 1] * x[n - k]
+            acc += x[n]
             out[n] = acc + 0.7 * previous
             previous = acc
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=set(REDUCTION_FASTMATH))
 def _half_frame_correlation(x, lags, half, radius, interp):  # pragma: no cover - compiled
     """Per half-frame: energy and the 3×-upsampled maximum of xiph's ``2xy/(1+x²+y²)`` near each lag."""
     halves = lags.shape[0]
@@ -96,12 +96,10 @@ def _half_frame_correlation(x, lags, half, radius, interp):  # pragma: no cover 
             lag = first + j
             xy = 0.0
             yy = 0.0
-            for i in range(half):
-                m = start + i - lag
-                if m >= 0:
-                    y = x[m]
-                    xy += x[start + i] * y
-                    yy += y * y
+            for i in range(max(0, lag - start), half):  # x before the signal is zero
+                y = x[start + i - lag]
+                xy += x[start + i] * y
+                yy += y * y
             xc[j] = 2.0 * xy / (1.0 + e0 + yy)
         peak = -1e30
         for j in range(side, width - side):
