@@ -71,7 +71,7 @@ KATHLEEN = REPO / "vocoder" / "data" / "sample" / "kathleen"
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 EXPECTED_METRICS = {
-    "features": ["features_xrt", "features_xrt_per_worker", "peak_rss_mb"],
+    "features": ["features_xrt", "features_xrt_per_worker", "lpcnet_features_xrt", "peak_rss_mb"],
     "lpcnet": [
         "fast_rtf",
         "fast_batch_rtf",
@@ -107,7 +107,8 @@ EXPECTED_METRICS = {
 #: what every last line ends with: where it ran, and whether the load makes its figures untrustworthy
 MACHINE_FIELDS = r" cpu=\S+ isa=(?:default|avx2|avx512|amx) untrusted=[01]"
 LAST_LINES = {
-    "features": r"features_xrt=\d+\.\d{2} features_xrt_per_worker=\d+\.\d{2} peak_rss_mb=\d+\.\d"
+    "features": r"features_xrt=\d+\.\d{2} features_xrt_per_worker=\d+\.\d{2} lpcnet_features_xrt=\d+\.\d{2} "
+    r"peak_rss_mb=\d+\.\d"
     + MACHINE_FIELDS,
     "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} int8_rtf=\d+\.\d{4} "
     r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d int8_16x4_rtf=\d+\.\d{4} int8_16x4_vs_torch=\d+\.\d "
@@ -359,7 +360,7 @@ def test_parse_only_keeps_run_order(text, expected):
 @pytest.mark.parametrize(
     "script,args,n_lines",
     [
-        ("bench_features.py", ["--quick", "--root", str(KATHLEEN)], 11),
+        ("bench_features.py", ["--quick", "--root", str(KATHLEEN)], 13),
         ("bench_lpcnet.py", ["--quick"], 17),
         ("bench_iaf.py", ["--quick"], 14),
         ("bench_mlpg.py", ["--quick"], 7),
@@ -416,6 +417,16 @@ def test_features_lines_are_the_scripts_format():
     metrics = {m.key: m for m in result.metrics()}
     assert metrics["features_xrt"].ok(quick=False) is True and metrics["peak_rss_mb"].ok(quick=False) is True
     assert metrics["features_xrt"].ok(quick=True) is None
+    # with the one-thread stage profile: two more rows and lpcnet_features_xrt on the last line
+    result.stage_seconds = {"load": 0.5, "compute_features": 3.0, "lpcnet_features": 2.0, "serialize": 0.5}
+    result.stage_audio_seconds = 300.0
+    assert result.lines()[-3:] == [
+        "profile, 1 thread        75.0x real time over 5.00 min: load 12 %, LPCNet features 50 %, log-mel 25 %, "
+        "npz 12 %",
+        "LPCNet features alone    150.0x real time (1 thread)",
+        "features_xrt=150.00 features_xrt_per_worker=75.00 lpcnet_features_xrt=150.00 peak_rss_mb=700.8",
+    ]
+    assert {m.key: m.value for m in result.metrics()}["lpcnet_features_xrt"] == 150.0
 
 
 def test_lpcnet_lines_are_the_scripts_format():

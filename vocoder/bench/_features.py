@@ -4,6 +4,13 @@
 :func:`vocoder.data.prepare_corpus` (what ``vocoder-prepare`` runs) and reports the speed in multiples
 of real time (seconds of audio computed per wall-clock second). Targets: >= 100x real time, <= 1 GB.
 
+After the preparation, the same utterances (at most :data:`PROFILE_UTTERANCES`) are run once more
+stage by stage in this process on one thread — audio load, :func:`vocoder.data.compute_features`
+(log-mel + LPCNet features + LPC), of which :func:`vocoder.dsp.lpcnet_features` alone, and the cache
+entry's ``npz`` serialization (in memory) — which shows where a worker's time goes, and gives the
+LPCNet features' own speed (``lpcnet_features_xrt``: the scope of xiph's ``dump_data``, which computes
+neither a log-mel nor a cache).
+
 Peak RSS is the parent's peak plus ``workers`` times the largest worker's peak (from ``getrusage``): an
 upper bound, since forked workers share the parent's pages copy-on-write. ``getrusage(RUSAGE_CHILDREN)``
 covers every terminated child of the process, so the figure is meant for a fresh process
@@ -12,6 +19,7 @@ covers every terminated child of the process, so the figure is meant for a fresh
 
 from __future__ import annotations
 
+import io
 import resource
 import tempfile
 import time
@@ -33,6 +41,10 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data" / "sample" / "kathleen"
 #: utterances prepared in quick mode
 QUICK_LIMIT = 4
+#: utterances of the one-thread stage profile (the first ones of the run)
+PROFILE_UTTERANCES = 100
+#: the stages of the profile, in order (``lpcnet_features`` is part of ``compute_features``)
+STAGES = ("load", "compute_features", "lpcnet_features", "serialize")
 
 
 def resolve_root(root: str | Path | None) -> tuple[Path, bool]:
@@ -69,6 +81,9 @@ class FeaturesResult:
         fallback: the embedded sample replaced an absent default corpus.
         quick: tiny sizes (``--quick``): not comparable with the targets.
         machine: where it ran and the machine load during the run.
+        stage_seconds: one-thread seconds of each of :data:`STAGES` over the profiled utterances
+            (empty: not profiled).
+        stage_audio_seconds: audio of the profiled utterances.
     """
 
     root: str
@@ -84,6 +99,8 @@ class FeaturesResult:
     fallback: bool = False
     quick: bool = False
     machine: MachineReport = field(default_factory=MachineReport)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_audio_seconds: float = 0.0
 
     @property
     def xrt(self) -> float:
@@ -94,6 +111,27 @@ class FeaturesResult:
     def peak_rss_mb(self) -> float:
         """Upper bound of the peak RSS of the parent and all workers together (MiB)."""
         return self.parent_rss_mb + max(self.workers, 0) * self.worker_rss_mb
+
+    @property
+    def lpcnet_features_xrt(self) -> float:
+        """Real-time factor of :func:`vocoder.dsp.lpcnet_features` alone on one thread (nan: not profiled)."""
+        seconds = self.stage_seconds.get("lpcnet_features", 0.0)
+        return self.stage_audio_seconds / seconds if seconds > 0 else float("nan")
+
+    def _profile_rows(self) -> list[tuple[str, str]]:
+        if not self.stage_seconds:
+            return []
+        seconds = self.stage_seconds
+        total = seconds["load"] + seconds["compute_features"] + seconds["serialize"]
+        share = {name: 100.0 * value / total for name, value in seconds.items()}
+        mel_and_rest = share["compute_features"] - share["lpcnet_features"]
+        return [
+            ("profile, 1 thread", f"{self.stage_audio_seconds / total:.1f}x real time over "
+                                  f"{self.stage_audio_seconds / 60:.2f} min: load {share['load']:.0f} %, "
+                                  f"LPCNet features {share['lpcnet_features']:.0f} %, log-mel "
+                                  f"{mel_and_rest:.0f} %, npz {share['serialize']:.0f} %"),
+            ("LPCNet features alone", f"{self.lpcnet_features_xrt:.1f}x real time (1 thread)"),
+        ]
 
     def table(self) -> list[tuple[str, str]]:
         """The ``(name, value)`` rows of ``scripts/bench_features.py``."""
@@ -108,6 +146,7 @@ class FeaturesResult:
             ("peak RSS parent", f"{self.parent_rss_mb:.0f} MB"),
             ("peak RSS largest worker", f"{self.worker_rss_mb:.0f} MB"),
             ("peak RSS total (bound)", f"{self.peak_rss_mb:.0f} MB"),
+            *self._profile_rows(),
         ]
 
     @property
@@ -116,9 +155,14 @@ class FeaturesResult:
         return self.xrt / max(1, self.workers)
 
     def summary_line(self) -> str:
-        """``features_xrt= features_xrt_per_worker= peak_rss_mb=`` (+ `` cpu=... isa=... untrusted=...``)."""
+        """``features_xrt= features_xrt_per_worker= [lpcnet_features_xrt=] peak_rss_mb=`` + the machine.
+
+        ``lpcnet_features_xrt`` only when the stages were profiled; the machine suffix is
+        `` cpu=... isa=... untrusted=...``.
+        """
+        profiled = f"lpcnet_features_xrt={self.lpcnet_features_xrt:.2f} " if self.stage_seconds else ""
         return (
-            f"features_xrt={self.xrt:.2f} features_xrt_per_worker={self.xrt_per_worker:.2f} "
+            f"features_xrt={self.xrt:.2f} features_xrt_per_worker={self.xrt_per_worker:.2f} {profiled}"
             f"peak_rss_mb={self.peak_rss_mb:.1f}" + self.machine.summary_suffix()
         )
 
@@ -153,6 +197,13 @@ class FeaturesResult:
                 "x real time",
                 XRT_PER_WORKER_TARGET,
             ),
+            *([Metric(
+                NAME,
+                "lpcnet_features_xrt",
+                "LPCNet features alone (xiph's dump_data scope), 1 thread",
+                self.lpcnet_features_xrt,
+                "x real time",
+            )] if self.stage_seconds else []),
             Metric(
                 NAME,
                 "peak_rss_mb",
@@ -180,7 +231,8 @@ def run_features(
     fallback: bool = False,
     quick: bool = False,
 ) -> FeaturesResult:
-    """Prepare a corpus into a temporary cache and measure speed, cache size and peak RSS.
+    """Prepare a corpus into a temporary cache and measure speed, cache size and peak RSS, then profile
+    the stages on one thread (see the module docstring).
 
     Args:
         root: corpus directory in the ARCTIC layout.
@@ -218,6 +270,8 @@ def run_features(
     # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN holds the largest terminated (joined) worker
     parent_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    profiled = min(PROFILE_UTTERANCES, limit) if limit is not None else PROFILE_UTTERANCES
+    stage_seconds, stage_audio = profile_stages(root, profiled)
     return FeaturesResult(
         root=str(root),
         workers=workers,
@@ -232,7 +286,64 @@ def run_features(
         fallback=fallback,
         quick=quick,
         machine=machine_report(probe, max(1, workers)),
+        stage_seconds=stage_seconds,
+        stage_audio_seconds=stage_audio,
     )
+
+
+def profile_stages(root: str | Path, utterances: int) -> tuple[dict[str, float], float]:
+    """One-thread seconds of each of :data:`STAGES` over the first ``utterances`` utterances (unusable
+    ones left out, as the preparation does).
+
+    Returns:
+        ``(seconds per stage, audio seconds)``; the first usable utterance is also run once untimed
+        before (the numba kernels' cache load).
+    """
+    import numpy as np
+    import torch
+
+    from vocoder.data import BadAudioError, FeatureSettings, compute_features, list_utterances, load_audio
+    from vocoder.dsp import lpcnet_features, mel_filterbank
+
+    settings = FeatureSettings()
+    filterbank = mel_filterbank(settings.sample_rate, settings.n_fft, settings.n_mels, settings.fmin,
+                                settings.fmax)
+    seconds = dict.fromkeys(STAGES, 0.0)
+    audio_seconds = 0.0
+    wavs = [utterance.wav for utterance in list_utterances(root)][:max(0, utterances)]
+
+    def run(wav: Path) -> tuple[float, list[float]]:
+        started = time.perf_counter()
+        audio = load_audio(wav, settings.sample_rate, min_samples=settings.hop_length)
+        loaded = time.perf_counter()
+        arrays = compute_features(audio, settings, filterbank)
+        computed = time.perf_counter()
+        lpcnet_features(arrays["audio"], sample_rate=settings.sample_rate, preemphasis=settings.preemphasis,
+                        lpc_order=settings.lpc_order, pitch_correlation=settings.pitch_correlation)
+        alone = time.perf_counter()
+        np.savez(io.BytesIO(), **arrays)
+        written = time.perf_counter()
+        return arrays["audio"].shape[0] / settings.sample_rate, [loaded - started, computed - loaded,
+                                                                 alone - computed, written - alone]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        warmed = False
+        for wav in wavs:
+            try:
+                if not warmed:  # untimed: numba's cache load and first-call costs
+                    run(wav)
+                    warmed = True
+                duration, stage_times = run(wav)
+            except BadAudioError:
+                continue  # the preparation skipped it too
+            audio_seconds += duration
+            for stage, value in zip(STAGES, stage_times, strict=True):
+                seconds[stage] += value
+    finally:
+        torch.set_num_threads(threads)
+    return seconds, audio_seconds
 
 
 def worker(params: dict[str, Any]) -> dict[str, Any]:
