@@ -165,11 +165,11 @@ class ResidualBlock(nn.Module):
 class LayerWeights(NamedTuple):
     """Weights of one residual layer rearranged for the matrix-product inference paths."""
 
-    taps: torch.Tensor  # (k·C, G): rows of the oldest tap first; sigmoid half × ½
-    bias: torch.Tensor  # (G,): sigmoid half × ½
-    residual: torch.Tensor  # (G/2, C): × ½ (gate) × √½ (residual scale)
+    taps: torch.Tensor  # (k·C, G): rows of the oldest tap first; tanh half × 2
+    bias: torch.Tensor  # (G,): tanh half × 2
+    residual: torch.Tensor  # (G/2, C): × −1 (the gate is −tanh·σ) × √½ (residual scale)
     residual_bias: torch.Tensor  # (C,): × √½
-    skip: torch.Tensor  # (G/2, S): × ½ (gate) × √(1/layers); S may be 0
+    skip: torch.Tensor  # (G/2, S): × −1 (gate) × √(1/layers); S may be 0
     # For :meth:`WaveNetStack.stream`, whose residual stream is kept as u_i = h_i / √½^i so that the
     # residual update is one in-place product (u_{i+1} = u_i + gate·R' + b'), without the √½ rescaling:
     stream_taps: torch.Tensor  # taps × √½^i
@@ -183,8 +183,8 @@ class StreamingWeights(NamedTuple):
     input_weight: torch.Tensor  # (C_in, C)
     input_bias: torch.Tensor  # (C,)
     layers: list[LayerWeights]
-    cond_weight: torch.Tensor | None  # (C_cond, L·G): every layer's projection; sigmoid halves × ½
-    cond_bias: torch.Tensor  # (L·G,): every layer's dilated-conv bias (sigmoid halves × ½)
+    cond_weight: torch.Tensor | None  # (C_cond, L·G): every layer's projection; tanh halves × 2
+    cond_bias: torch.Tensor  # (L·G,): every layer's dilated-conv bias (tanh halves × 2)
     skip_bias: torch.Tensor  # (S,): Σ skip biases × √(1/layers)
     head_weight: torch.Tensor  # (S or C, H)
     stream_head_weight: torch.Tensor  # head_weight, × √½^layers when the head reads the residual stream
