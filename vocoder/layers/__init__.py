@@ -38,7 +38,7 @@ from vocoder.layers._simd import (
     vsigmoid,
     vtanh,
 )
-from vocoder.layers._sparse_gru import live_blocks, sparse_gru_sequence
+from vocoder.layers._sparse_gru import gru_parameter_grads, live_blocks, sparse_gru_sequence
 from vocoder.layers._sparsity import GRU_GATES, BlockSparsifier, SparseTarget
 from vocoder.layers._threads import run_in_threads, split_range
 from vocoder.layers._upsample import RepeatUpsampler, TransposedConvUpsampler, build_upsampler
@@ -104,6 +104,7 @@ __all__ = [
     "quantize_activations_reference",
     "quantize_rows",
     # block-sparse GRU training recurrence
+    "gru_parameter_grads",
     "live_blocks",
     "sparse_gru_sequence",
     # 16-bit categorical output (coarse, then fine given coarse)

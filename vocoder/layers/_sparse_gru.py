@@ -41,8 +41,8 @@ from vocoder.layers._simd import (
 )
 from vocoder.layers._threads import run_in_threads, split_range
 
-# samples per tile of the weight-gradient kernel: the tile's gradients and states stay in L2 (paper-size GRU_A,
-# float32: 147 KB of gradients + 49 KB of states per thread, beside 177 KB of block gradients at 10 %;
+# samples per tile of the weight-gradient kernel: the tile's gradients and states stay in L2 (paper-size
+# GRU_A, float32: 147 KB of gradients + 49 KB of states per thread, beside 177 KB of block gradients at 10 %;
 # Zen 3 has 512 KB of L2 per core; 64 measured the same on Zen 4)
 _TILE = 32
 
@@ -398,6 +398,31 @@ def sparse_weight_grad(grad_input_gates, grad_candidate_hidden, output, h0, row_
                             16 * rest)
 
 
+def gru_parameter_grads(grad_input_gates: torch.Tensor, grad_candidate_hidden: torch.Tensor,
+                        output: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense ``(∂L/∂W_hh, ∂L/∂b_hh)`` of a GRU recurrence from its backward buffers (torch products).
+
+    ``Σ_t g_t h_{t−1}ᵀ`` and ``Σ_t g_t``, where ``g`` is ``grad_input_gates`` for the reset/update rows
+    and ``grad_candidate_hidden`` for the candidate rows (see :func:`~vocoder.layers.gru_backward_step`);
+    ``h_{t−1}`` is ``h0`` at ``t = 0``, else ``output[t − 1]``. An empty sequence gives zeros.
+    """
+    n_steps, _, hidden = output.shape
+    grad_weight = output.new_empty(3 * hidden, hidden)
+    previous = output[:-1].reshape(-1, hidden)
+    for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
+                        (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
+        if n_steps == 0:  # an empty sequence: no gradient
+            grad_weight[rows] = 0
+            continue
+        block = grads[0].t() @ h0
+        if n_steps > 1:
+            block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
+        grad_weight[rows] = block
+    grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
+                           grad_candidate_hidden.sum((0, 1))])
+    return grad_weight, grad_bias
+
+
 def _chunks(size: int) -> list[tuple[int, int]]:
     """One contiguous chunk per intra-op thread."""
     return split_range(size, torch.get_num_threads())
@@ -454,17 +479,7 @@ class _SparseGRUSequence(torch.autograd.Function):
         grad_weight = grad_bias = summed_bias = None
         if ctx.needs_input_grad[2] and ctx.dense_weight_grad:
             # every weight's gradient (pruned ones may regrow), as the dense recurrence forms it
-            grad_weight = grad_output.new_empty(mask.shape)
-            previous = output[:-1].reshape(-1, hidden)
-            for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
-                                (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
-                if n_steps == 0:  # an empty sequence: no gradient
-                    grad_weight[rows] = 0
-                    continue
-                block = grads[0].t() @ h0
-                if n_steps > 1:
-                    block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
-                grad_weight[rows] = block
+            grad_weight, grad_bias = gru_parameter_grads(grad_input_gates, grad_candidate_hidden, output, h0)
         elif ctx.needs_input_grad[2]:
             # the samples split over threads, each summing into its own buffers (added below)
             chunks = _chunks(n_steps * batch)
@@ -495,9 +510,8 @@ class _SparseGRUSequence(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             if summed_bias is not None:  # summed with the weight gradient
                 grad_bias = torch.from_numpy(summed_bias)
-            else:
-                grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
-                                       grad_candidate_hidden.sum((0, 1))])
+            elif grad_bias is None:  # the weight needs no gradient
+                grad_bias = gru_parameter_grads(grad_input_gates, grad_candidate_hidden, output, h0)[1]
         return grad_input_gates, grad_h, grad_weight, grad_bias, None, None
 
 

@@ -47,6 +47,7 @@ from vocoder.layers import (
     DualSoftmax,
     gru_backward_step,
     gru_forward_step,
+    gru_parameter_grads,
     input_gates_backward,
     input_gates_forward,
     run_in_threads,
@@ -176,22 +177,8 @@ class _GRUSequence(torch.autograd.Function):
             _run_chunks(work, _chunks(batch))
 
         grad_weight = grad_bias = None
-        if ctx.needs_input_grad[2]:
-            # Σ_t ∂L/∂(W_hh h_{t−1})ᵀ h_{t−1}: the r, z rows equal the input-gate gradients
-            grad_weight = torch.empty_like(weight)
-            previous = output[:-1].reshape(-1, hidden)
-            for rows, grads in ((slice(0, 2 * hidden), grad_input_gates[..., : 2 * hidden]),
-                                (slice(2 * hidden, 3 * hidden), grad_candidate_hidden)):
-                if n_steps == 0:  # an empty sequence: no gradient
-                    grad_weight[rows] = 0
-                    continue
-                block = grads[0].t() @ h0
-                if n_steps > 1:
-                    block = block + grads[1:].reshape(-1, grads.shape[-1]).t() @ previous
-                grad_weight[rows] = block
-        if ctx.needs_input_grad[3]:
-            grad_bias = torch.cat([grad_input_gates[..., : 2 * hidden].sum((0, 1)),
-                                   grad_candidate_hidden.sum((0, 1))])
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            grad_weight, grad_bias = gru_parameter_grads(grad_input_gates, grad_candidate_hidden, output, h0)
         return grad_input_gates, grad_h, grad_weight, grad_bias
 
 
