@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vocoder.training import export_weights
+from vocoder.checkpoints import export_weights
 
 
 def main(argv: list[str]) -> int:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from vocoder.checkpoints import save_atomic
 from vocoder.data import FeatureSettings
 from vocoder.inference import IAFVocoder, SynthesisError, export_torchscript, load
 from vocoder.models import IAFStudent, LPCNet
-from vocoder.training._checkpoint import save_atomic
 
 N_MELS = 80
 STUDENT = dict(

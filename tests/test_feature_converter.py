@@ -15,18 +15,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from vocoder.checkpoints import CheckpointError
 from vocoder.cli._validate import ConfigError
 from vocoder.data import FeatureSettings, load_stats, load_utterance, prepare_corpus, read_split
-from vocoder.losses import MGELoss, delta_windows
-from vocoder.losses._mlpg import _normalize_windows
+from vocoder.losses import MGELoss, delta_windows, normalize_windows
 from vocoder.models import FeatureConverter
-from vocoder.training import (
-    CheckpointError,
-    MGEFeatureTask,
-    Trainer,
-    TrainerSettings,
-    load_feature_converter,
-)
+from vocoder.training import MGEFeatureTask, Trainer, TrainerSettings, load_feature_converter
 from vocoder.training._feature_task import FEATURE_TERMS, natural_window_features
 
 FEATURES = FeatureSettings()
@@ -292,7 +286,7 @@ def test_natural_window_features_are_the_truncated_windows_of_each_sequence(wind
     lengths = [12, 5, 9]
     static = torch.randn(3, 12, 4, dtype=torch.float64)
     static[1, 5:] = math.nan  # padding is ignored
-    normalized = _normalize_windows(windows)
+    normalized = normalize_windows(windows)
     features, weight = natural_window_features(static, normalized, torch.tensor(lengths))
     assert features.shape == weight.shape == (3, 12, 12)
     for b, n in enumerate(lengths):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from vocoder.checkpoints import load_checkpoint
 from vocoder.training import (
     FeatureConsistencyLoss,
     FrozenModule,
@@ -20,7 +21,6 @@ from vocoder.training import (
     TrainingError,
     TrainingModule,
     is_frozen,
-    load_checkpoint,
     mark_frozen,
 )
 

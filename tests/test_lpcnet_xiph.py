@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from tests.trainer_toy import make_trainer
+from vocoder.checkpoints import CheckpointError, export_weights, load_weights, upgrade_config
 from vocoder.data import AugmentSettings, augment_waveform, draw_augmentation
 from vocoder.dsp import mulaw_code_values, mulaw_decode, mulaw_encode
 from vocoder.inference._lpcnet_sampling import sampling_exponent
 from vocoder.models import LPCNet
-from vocoder.training import CheckpointError, export_weights, load_weights, upgrade_config
 from vocoder.training._noise import ExcitationNoise, excitation_noise_inputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,11 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from vocoder.checkpoints import CheckpointError, save_atomic
 from vocoder.data import FeatureSettings
 from vocoder.inference import LPCNetVocoder, SynthesisError, collect_inputs, load
 from vocoder.models import LPCNet
-from vocoder.training import CheckpointError
-from vocoder.training._checkpoint import save_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 SLT_WAV = REPO / "vocoder" / "data" / "sample" / "slt" / "wav" / "arctic_a0009.wav"

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from vocoder.checkpoints import CheckpointError, load_checkpoint
 from vocoder.cli._validate import ConfigError
 from vocoder.data import (
     FeatureSettings,
@@ -25,14 +26,12 @@ from vocoder.dsp import log_mel_spectrogram
 from vocoder.inference import IAFVocoder, SynthesisError, WaveNetVocoder, load
 from vocoder.losses import ModSpecLoss, discretized_mix_logistic_nll, quantize_to_levels, stft_loss
 from vocoder.training import (
-    CheckpointError,
     IAFDistillTask,
     IAFTask,
     Trainer,
     TrainerSettings,
     WaveNetTask,
     history_frames_for,
-    load_checkpoint,
     normalize_mel,
 )
 

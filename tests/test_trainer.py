@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from tests.trainer_toy import make_trainer
-from vocoder.training import CheckpointError, TrainingError, find_resumable, load_checkpoint
-from vocoder.training._checkpoint import save_atomic
+from vocoder.checkpoints import CheckpointError, load_checkpoint, save_atomic
+from vocoder.training import TrainingError, find_resumable
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Error types shared by every layer, below all of them (this module imports nothing of ``vocoder``).
 
 A layer raises the error of the layer it belongs to (``vocoder.data.DataError``,
-``vocoder.training.CheckpointError``, ...); a bad *setting*, found wherever it is checked (the
+``vocoder.checkpoints.CheckpointError``, ...); a bad *setting*, found wherever it is checked (the
 config schemas of :mod:`vocoder.cli`, a training module's constructor, a data set), is a
 :class:`ConfigError`. The commands of :mod:`vocoder.cli` catch these and print their one line.
 """

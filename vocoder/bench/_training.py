@@ -90,7 +90,7 @@ def prepare_recipe_data(recipe: str, overrides: Sequence[str] = ()) -> Path:
         The cache directory.
 
     Raises:
-        vocoder.cli._validate.ConfigError / vocoder.data.DataError: one-line messages.
+        vocoder.errors.ConfigError / vocoder.data.DataError: one-line messages.
     """
     from vocoder.cli.train import validate
     from vocoder.data import ensure_prepared
@@ -125,7 +125,7 @@ def train_recipe(
         The throughput, peak RSS and the written checkpoint.
 
     Raises:
-        vocoder.cli._validate.ConfigError, vocoder.data.DataError, vocoder.training.CheckpointError,
+        vocoder.errors.ConfigError, vocoder.data.DataError, vocoder.checkpoints.CheckpointError,
         vocoder.training.TrainingError: one-line messages.
     """
     import torch

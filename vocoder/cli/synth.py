@@ -77,9 +77,9 @@ def run(cfg: DictConfig) -> int:
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="synth")
 def _hydra_main(cfg: DictConfig) -> None:
+    from vocoder.checkpoints import CheckpointError
     from vocoder.data import DataError
     from vocoder.inference import SynthesisError
-    from vocoder.training import CheckpointError
 
     try:
         status = run(cfg)

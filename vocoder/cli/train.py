@@ -97,8 +97,8 @@ def dry_run(cfg: DictConfig, features: Any) -> None:
 
     from hydra.utils import instantiate
 
+    from vocoder.checkpoints import CheckpointError
     from vocoder.data import DataError
-    from vocoder.training import CheckpointError
 
     model = build_checked(cfg.model, "model", lambda section: instantiate(section, _convert_="all"))
     with tempfile.TemporaryDirectory(prefix="vocoder-dry-run-") as stand_in:
@@ -151,8 +151,9 @@ def build_trainer(cfg: DictConfig, *, log: Callable[[str], None] = print, progre
     import torch
     from hydra.utils import instantiate
 
+    from vocoder.checkpoints import CheckpointError
     from vocoder.data import DataError, FeatureSettings, ensure_prepared
-    from vocoder.training import CheckpointError, Trainer
+    from vocoder.training import Trainer
 
     typed = validate(cfg)
     settings = typed["settings"]
@@ -208,8 +209,9 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> None:
+    from vocoder.checkpoints import CheckpointError
     from vocoder.data import DataError
-    from vocoder.training import CheckpointError, TrainingError
+    from vocoder.training import TrainingError
 
     try:
         run(cfg)

@@ -2,7 +2,8 @@
 
 from vocoder.inference._codec import CodedVocoder, FeatureCodec
 from vocoder.inference._export import ScriptedIAFSynthesizer, export_torchscript
-from vocoder.inference._lpcnet_fast import PackedLPCNet, lpcnet_synthesize, pack_lpcnet, synthesize_fast
+from vocoder.inference._lpcnet_backends import lpcnet_synthesize
+from vocoder.inference._lpcnet_fast import PackedLPCNet, pack_lpcnet, synthesize_fast
 from vocoder.inference._lpcnet_int8 import PackedLPCNetInt8, pack_lpcnet_int8, synthesize_int8
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,

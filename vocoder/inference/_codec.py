@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vocoder.inference._vocoders import SynthesisError, Vocoder, load_network_weights
+from vocoder.checkpoints import load_weights, model_family, rebuild_model
+from vocoder.inference._vocoders import SynthesisError, Vocoder
+
+#: model classes a codec can be rebuilt as
+FEATURE_AUTOENCODERS = ("FeatureAutoencoder", "VariationalFeatureAutoencoder")
 
 #: the autoencoder's training stream (``loss.stream``) → the vocoders' conditioning key it can feed
 _STREAM_KEYS = {"features": "features", "mel": "mel"}
@@ -52,23 +56,20 @@ class FeatureCodec:
         Raises:
             SynthesisError / CheckpointError: one line naming the checkpoint.
         """
-        from hydra.utils import instantiate
-
         from vocoder.models import FeatureAutoencoder
-        from vocoder.training import load_weights
 
+        label = f"codec={checkpoint}"
         state = load_weights(checkpoint)
-        config = state["config"]
-        try:
-            model_cfg = dict(config["model"])
-            target = model_cfg["_target_"]
-        except (KeyError, TypeError):
-            raise SynthesisError(f"codec={checkpoint}: checkpoint has no model config; was it written by vocoder-train?") from None
-        model = instantiate(model_cfg, _convert_="all")
+        _, target = model_family(state["config"], label)
+        family = target.rsplit(".", 1)[-1]
+        if family not in FEATURE_AUTOENCODERS:
+            raise SynthesisError(f"{label}: holds a {family}, not a feature autoencoder "
+                                 "(train one with recipe=slt_feature_ae)")
+        model, state = rebuild_model(checkpoint, use_ema=use_ema, label=label, state=state)
         if not isinstance(model, FeatureAutoencoder):
-            raise SynthesisError(f"codec={checkpoint}: holds a {target.rsplit('.', 1)[-1]}, not a feature "
-                                 "autoencoder (train one with recipe=slt_feature_ae)")
-        load_network_weights(model, state, use_ema, f"codec={checkpoint}", target)
+            raise SynthesisError(f"{label}: holds a {family}, not a feature autoencoder "
+                                 "(train one with recipe=slt_feature_ae)")
+        config = state["config"]
         loss_cfg = config.get("loss") or {}
         return cls(model, str(loss_cfg.get("stream", "features")))
 

@@ -23,40 +23,32 @@ traffic, not arithmetic, for a single utterance); ``threads > 1`` splits the bat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from numba import njit
 
-from vocoder.dsp import mulaw_code_values, mulaw_decision_levels
-from vocoder.inference._lpcnet_sampling import (
-    PDF_FLOOR,
-    SynthesisResult,
-    finish_waveform,
-    prepare_synthesis,
-    synthesize_reference,
+from vocoder.inference._lpcnet_kernels import (
+    dense_product,
+    gru_update,
+    mulaw_encode_one,
+    mulaw_table,
+    reassoc_sum,
+    run_synthesis_kernel,
 )
+from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
 from vocoder.layers import (
     FASTMATH,
     block_gemv,
     block_gemv2,
     block_gemv4,
-    dense_gemv,
-    dense_gemv2,
-    dense_gemv4,
     one_like,
     pack_blocks,
     pack_dense,
-    run_in_threads,
-    split_range,
     vexp,
-    vsigmoid,
     vtanh,
 )
-
-if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
-    from vocoder.models import LPCNet
+from vocoder.models import LPCNet
 
 
 @dataclass(frozen=True)
@@ -145,31 +137,6 @@ def pack_lpcnet(model: LPCNet, dtype: np.dtype | type = np.float32) -> PackedLPC
     )
 
 
-@njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
-def _total(values):
-    """Sum with reassociation allowed (vectorized; only used where the order does not matter)."""
-    total = values[0] - values[0]
-    for k in range(values.shape[0]):
-        total += values[k]
-    return total
-
-
-def mulaw_table(bits: int, quantizer: str = "mid_rise") -> np.ndarray:
-    """``(2, 2**bits)`` float64: row 0 the decision levels of :func:`vocoder.dsp.mulaw_encode` (the last
-    entry unused), row 1 the waveform value of each code (:func:`vocoder.dsp.mulaw_code_values`)."""
-    table = np.zeros((2, 2**bits), np.float64)
-    table[0, :-1] = mulaw_decision_levels(bits, quantizer)
-    table[0, -1] = np.inf
-    table[1] = mulaw_code_values(bits, quantizer)
-    return table
-
-
-@njit(inline="always")
-def _mulaw_encode(x, levels):
-    """:func:`vocoder.dsp.mulaw_encode` of one float64 sample (same decision levels)."""
-    return np.int64(np.searchsorted(levels, x, side="right"))
-
-
 @njit(inline="always")
 def _sparse_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
     """:func:`~vocoder.layers._simd.block_gemv` for ``group`` ∈ {1, 2, 4} utterances."""
@@ -179,27 +146,6 @@ def _sparse_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
         block_gemv2(row_ptr, col_idx, blocks, x, x_stride, y, y_stride)
     else:
         block_gemv(row_ptr, col_idx, blocks, x, x_stride, y, y_stride)
-
-
-@njit(inline="always")
-def _dense_product(group, weights_t, x, x_stride, y, y_stride):
-    """:func:`~vocoder.layers._simd.dense_gemv` for ``group`` ∈ {1, 2, 4} utterances."""
-    if group == 4:
-        dense_gemv4(weights_t, x, x_stride, y, y_stride)
-    elif group == 2:
-        dense_gemv2(weights_t, x, x_stride, y, y_stride)
-    else:
-        dense_gemv(weights_t, x, x_stride, y, y_stride)
-
-
-@njit(inline="always", fastmath=set(FASTMATH))
-def _gru_update(x, gh, h, hidden):
-    """``h ← (1 − z) n + z h`` from input gates ``x`` and recurrent gates ``gh`` (r, z, n)."""
-    for j in range(hidden):
-        r = vsigmoid(x[j] + gh[j])
-        z = vsigmoid(x[hidden + j] + gh[hidden + j])
-        n = vtanh(x[2 * hidden + j] + r * gh[2 * hidden + j])
-        h[j] = n + z * (h[j] - n)
 
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
@@ -250,8 +196,8 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
                 value -= lpc[u, f, k] * history[g, k]
             predicted[g] = value
             frame_a = a_frame[u, f]
-            row_s = tables[0, _mulaw_encode(history[g, 0], decision_levels)]
-            row_p = tables[1, _mulaw_encode(value, decision_levels)]
+            row_s = tables[0, mulaw_encode_one(history[g, 0], decision_levels)]
+            row_p = tables[1, mulaw_encode_one(value, decision_levels)]
             row_e = tables[2, codes[g]]
             x = x_a[g * a_gates : (g + 1) * a_gates]
             for i in range(a_gates):
@@ -264,7 +210,7 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
                     gh[offset + j] = a_bias[offset + j] + a_diagonal[offset + j] * h[j]
         _sparse_product(group, a_ptr, a_idx, a_blocks, h_a, hidden_a, g_a, a_rows)
         for g in range(group):
-            _gru_update(x_a[g * a_gates : (g + 1) * a_gates], g_a[g * a_rows : (g + 1) * a_rows],
+            gru_update(x_a[g * a_gates : (g + 1) * a_gates], g_a[g * a_rows : (g + 1) * a_rows],
                         h_a[g * hidden_a : (g + 1) * hidden_a], hidden_a)
 
         # GRU_B: frame term + input product on GRU_A's state; recurrent product
@@ -273,17 +219,17 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
             for i in range(b_gates):
                 x_b[g * b_gates + i] = frame_b[i]
                 g_b[g * b_gates + i] = b_bias[i]
-        _dense_product(group, b_input, h_a, hidden_a, x_b, b_gates)
-        _dense_product(group, b_recurrent, h_b, hidden_b, g_b, b_gates)
+        dense_product(group, b_input, h_a, hidden_a, x_b, b_gates)
+        dense_product(group, b_recurrent, h_b, hidden_b, g_b, b_gates)
         for g in range(group):
-            _gru_update(x_b[g * b_gates : (g + 1) * b_gates], g_b[g * b_gates : (g + 1) * b_gates],
+            gru_update(x_b[g * b_gates : (g + 1) * b_gates], g_b[g * b_gates : (g + 1) * b_gates],
                         h_b[g * hidden_b : (g + 1) * hidden_b], hidden_b)
 
         # DualFC → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
         for g in range(group):
             for i in range(2 * levels):
                 pre[g * fc_rows + i] = fc_bias[i]
-        _dense_product(group, fc, h_b, hidden_b, pre, fc_rows)
+        dense_product(group, fc, h_b, hidden_b, pre, fc_rows)
         for g in range(group):
             u = first + g
             branches = pre[g * fc_rows : (g + 1) * fc_rows]
@@ -296,10 +242,10 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
             power = exponent[u, f]
             for k in range(levels):
                 weights[k] = vexp(power * (logits[k] - peak))
-            inverse = one / _total(weights)
+            inverse = one / reassoc_sum(weights)
             for k in range(levels):
                 weights[k] = max(weights[k] * inverse - floor, zero)
-            threshold = uniforms[u, t] * _total(weights)
+            threshold = uniforms[u, t] * reassoc_sum(weights)
             cumulative = 0.0
             code = levels - 1
             for k in range(levels):
@@ -332,17 +278,6 @@ def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diago
                           lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, start, group,
                           excitation, signal, prediction)
         start += group
-
-
-def run_synthesis_kernel(kernel, arguments: tuple, batch: int, n_samples: int, threads: int) -> SynthesisResult:
-    """Run a per-utterance sampling kernel ``kernel(*arguments, first, last, excitation, signal, prediction)``
-    over ``batch`` utterances split into contiguous ranges on up to ``threads`` threads (nogil kernels)."""
-    excitation = np.zeros((batch, n_samples), np.int64)
-    signal = np.zeros((batch, n_samples), np.float64)
-    prediction = np.zeros((batch, n_samples), np.float64)
-    run_in_threads(lambda first, last: kernel(*arguments, first, last, excitation, signal, prediction),
-                   split_range(batch, threads))
-    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
 
 
 def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
@@ -395,49 +330,3 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
     )
     return run_synthesis_kernel(_synthesize_kernel, arguments, batch, n_samples, threads)
-
-
-def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
-                      lpc: np.ndarray | torch.Tensor | None = None, seed: int = 0,
-                      backend: Literal["fast", "int8", "int8_xiph", "torch"] = "fast",
-                      dtype: np.dtype | type | None = None, threads: int = 1, tempering: str = "xiph"
-                      ) -> np.ndarray:
-    """Synthesize audio from LPCNet features.
-
-    Args:
-        model: the network (e.g. the EMA copy).
-        features: ``(T, n_features)`` or ``(B, T, n_features)`` raw features.
-        lpc: ``(T, order)`` / ``(B, T, order)`` predictor per frame; from the cepstra when omitted.
-        seed: RNG seed; utterance ``b`` of a batch uses the stream ``[seed, b]``.
-        backend: ``"fast"`` (numba, :func:`synthesize_fast`), ``"int8"`` (numba with 8-bit products,
-            :func:`~vocoder.inference._lpcnet_int8.synthesize_int8`), ``"int8_xiph"`` (xiph's split: 8 bits
-            in the GRUs only, the DualFC float) or ``"torch"`` (the reference loop).
-        dtype: network arithmetic of the fast backend (model dtype if omitted; float32 for int8).
-        threads: threads of the fast backend (utterances are split over them).
-        tempering: ``xiph`` (default), ``raw`` or ``none``; see
-            :func:`~vocoder.inference._lpcnet_sampling.sampling_exponent`.
-
-    Returns:
-        ``(T · hop,)`` or ``(B, T · hop)`` float32 waveform in [-1, 1].
-    """
-    single = np.ndim(features) == 2
-    if single:
-        features = features[None]
-        lpc = None if lpc is None else lpc[None]
-    if backend != "torch" and getattr(model, "output_head", "dualfc") != "dualfc":
-        raise ValueError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law head only; this model has "
-                         f"output_head={model.output_head!r}: use backend='torch'")
-    if backend == "fast":
-        result = synthesize_fast(model, features, lpc, seed=seed, dtype=dtype, threads=threads,
-                                 tempering=tempering)
-    elif backend in ("int8", "int8_xiph"):
-        from vocoder.inference._lpcnet_int8 import synthesize_int8  # it imports this module
-
-        result = synthesize_int8(model, features, lpc, seed=seed, dtype=dtype or np.float32, threads=threads,
-                                 tempering=tempering,
-                                 dual_fc="int8" if backend == "int8" else "float")
-    elif backend == "torch":
-        result = synthesize_reference(model, features, lpc, seed=seed, tempering=tempering)
-    else:
-        raise ValueError(f"backend must be 'fast', 'int8', 'int8_xiph' or 'torch', got {backend!r}")
-    return result.waveform[0] if single else result.waveform

@@ -26,18 +26,17 @@ mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from numba import njit
 
-from vocoder.inference._lpcnet_fast import (
-    _dense_product,
-    _gru_update,
-    _mulaw_encode,
-    _total,
+from vocoder.inference._lpcnet_kernels import (
+    dense_product,
+    gru_update,
+    mulaw_encode_one,
     mulaw_table,
+    reassoc_sum,
     run_synthesis_kernel,
 )
 from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
@@ -55,9 +54,7 @@ from vocoder.layers import (
     vexp,
     vtanh,
 )
-
-if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
-    from vocoder.models import LPCNet
+from vocoder.models import LPCNet
 
 
 @dataclass(frozen=True)
@@ -228,7 +225,7 @@ def _inverse_cdf(weights, chunk_sums, fraction):
     n_chunks = (levels + 15) // 16
     total = 0.0
     for c in range(n_chunks):
-        chunk_sums[c] = _total(weights[16 * c : min(16 * c + 16, levels)])
+        chunk_sums[c] = reassoc_sum(weights[16 * c : min(16 * c + 16, levels)])
         total += chunk_sums[c]
     threshold = fraction * total
     cumulative = 0.0
@@ -303,8 +300,8 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             for k in range(order):
                 predicted -= lpc[u, f, k] * history[k]
             frame_a = a_frame[u, f]
-            row_s = tables[0, _mulaw_encode(history[0], decision_levels)]
-            row_p = tables[1, _mulaw_encode(predicted, decision_levels)]
+            row_s = tables[0, mulaw_encode_one(history[0], decision_levels)]
+            row_p = tables[1, mulaw_encode_one(predicted, decision_levels)]
             row_e = tables[2, code]
             for i in range(a_gates):
                 x_a[i] = frame_a[i] + row_s[i] + row_p[i] + row_e[i]
@@ -317,7 +314,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                 int8_aligned_gemv(a_ptr, a_idx, a_weights, a_sum, q_a, a_scale, g_a)
             else:
                 int8_block_gemv(a_ptr, a_idx, a_weights, a_sum, q_a, a_scale, g_a)
-            _gru_update(x_a, g_a, h_a, hidden_a)
+            gru_update(x_a, g_a, h_a, hidden_a)
             quantize_activations(h_a, q_a)
 
             # GRU_B: frame term + int8 input product on GRU_A's quantized state; int8 recurrent product
@@ -327,7 +324,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                 g_b[i] = b_bias[i]
             int8_dense_gemv(bi_ptr, bi_idx, bi_weights, bi_sum, q_a, bi_scale, x_b)
             int8_dense_gemv(br_ptr, br_idx, br_weights, br_sum, q_b, br_scale, g_b)
-            _gru_update(x_b, g_b, h_b, hidden_b)
+            gru_update(x_b, g_b, h_b, hidden_b)
             quantize_activations(h_b, q_b)
 
             # DualFC (int8 or float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
@@ -336,7 +333,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             if int8_fc:
                 int8_dense_gemv(fc_ptr, fc_idx, fc_weights, fc_sum, q_b, fc_qscale, pre)
             else:
-                _dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
+                dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
             for k in range(levels):
                 first_branch = fc_scale[k] * vtanh(pre[k])
                 logits[k] = first_branch + fc_scale[levels + k] * vtanh(pre[levels + k])
@@ -344,7 +341,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             power = exponent[u, f]
             for k in range(levels):
                 weights[k] = vexp(power * (logits[k] - peak))
-            inverse = one / _total(weights)
+            inverse = one / reassoc_sum(weights)
             for k in range(levels):
                 weights[k] = max(weights[k] * inverse - floor, zero)
             code = _inverse_cdf(weights, chunk_sums, uniforms[u, t])

@@ -32,17 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vocoder.dsp import deemphasis, lpc_from_cepstrum, mulaw_code_values, mulaw_encode
-from vocoder.models import excitation16_decode
-
-if TYPE_CHECKING:  # imported for annotations only: vocoder.models imports this package
-    from vocoder.models import LPCNet
+from vocoder.dsp import deemphasis, excitation16_decode, lpc_from_cepstrum, mulaw_code_values, mulaw_encode
+from vocoder.models import LPCNet
 
 #: xiph's ``PDF_FLOOR``: probability mass subtracted from every level before sampling.
 PDF_FLOOR = 0.002

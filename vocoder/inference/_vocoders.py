@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vocoder.checkpoints import load_weights, model_family, rebuild_model
 from vocoder.data import FeatureSettings
 
 
@@ -116,7 +117,7 @@ class LPCNetVocoder(Vocoder):
 
     @torch.no_grad()
     def synthesize(self, conditioning: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
-        from vocoder.inference._lpcnet_fast import lpcnet_synthesize
+        from vocoder.inference._lpcnet_backends import lpcnet_synthesize
 
         batch, lengths = _pad_frames([np.asarray(c, dtype=np.float32) for c in conditioning])
         waves = lpcnet_synthesize(self.model, batch, seed=seed, backend=self.backend, threads=self.threads,
@@ -222,30 +223,12 @@ VOCODERS: dict[str, type[Vocoder]] = {"LPCNet": LPCNetVocoder, "WaveNetTeacher":
                                       "IAFStudent": IAFVocoder}
 
 
-def load_network_weights(model: nn.Module, state: dict[str, Any], use_ema: bool, label: str, target: str) -> None:
-    """Load a checkpoint's EMA (or raw) weights into the network rebuilt from its config.
-
-    Raises:
-        SynthesisError: one line starting with ``label`` when the file has no raw weights or they do
-            not fit ``target``.
-    """
-    from vocoder.training import describe_mismatch
-
-    if not use_ema and "model" not in state:
-        raise SynthesisError(f"{label}: holds the EMA weights only (a weights file); use use_ema=true")
-    weights = state["ema" if use_ema else "model"]
-    mismatch = describe_mismatch(model.state_dict(), weights)
-    if mismatch:
-        raise SynthesisError(f"{label}: weights do not fit {target} ({mismatch})")
-    model.load_state_dict(weights)
-
-
 def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **options: Any) -> Vocoder:
     """Rebuild the network of a trainer checkpoint and wrap it for synthesis.
 
     Args:
         checkpoint: path of a ``.pt`` written by the trainer, a weights file
-            (:func:`vocoder.training.export_weights`) or ``pretrained:NAME`` (a packaged model).
+            (:func:`vocoder.checkpoints.export_weights`) or ``pretrained:NAME`` (a packaged model).
         use_ema: load the EMA weights (default) rather than the raw ones.
         device: where the network lives.
         options: passed to the model family's :class:`Vocoder` (e.g. ``backend="torch"``).
@@ -253,23 +236,17 @@ def load(checkpoint: str | Path, use_ema: bool = True, device: str = "cpu", **op
     Raises:
         SynthesisError / CheckpointError: one-line messages.
     """
-    from hydra.utils import instantiate
-
-    from vocoder.training import load_weights
-
+    label = str(checkpoint)
     state = load_weights(checkpoint, map_location=device)
-    config = state["config"]
-    try:
-        model_cfg, feature_cfg = dict(config["model"]), dict(config["data"]["features"])
-        target = model_cfg["_target_"]
-    except (KeyError, TypeError):
-        raise SynthesisError(f"{checkpoint}: checkpoint has no model/data config; was it written by vocoder-train?") from None
+    model_cfg, target = model_family(state["config"], label)
     family = target.rsplit(".", 1)[-1]
     if family not in VOCODERS:
-        raise SynthesisError(f"{checkpoint}: unknown model {target!r}; known: {', '.join(sorted(VOCODERS))}")
-    model = instantiate(model_cfg, _convert_="all")
-    load_network_weights(model, state, use_ema, str(checkpoint), target)
-    model.to(device)
+        raise SynthesisError(f"{label}: unknown model {target!r}; known: {', '.join(sorted(VOCODERS))}")
+    try:
+        feature_cfg = dict(state["config"]["data"]["features"])
+    except (KeyError, TypeError):
+        raise SynthesisError(f"{label}: checkpoint has no data config; was it written by vocoder-train?") from None
+    model, state = rebuild_model(checkpoint, use_ema=use_ema, device=device, label=label, state=state)
     features = FeatureSettings(**feature_cfg)
     try:
         return VOCODERS[family].from_checkpoint(model, features, state.get("module", {}), **options)

@@ -22,10 +22,12 @@ from vocoder.losses._mlpg import (
     WindowSpec,
     delta_windows,
     mlpg,
+    mlpg_banded_system,
+    normalize_windows,
     unit_variance_mlpg,
     unit_variance_mlpg_matrix,
 )
-from vocoder.losses._modspec import log_modspec, modspec
+from vocoder.losses._modspec import log_modspec, mask_padding, modspec
 from vocoder.losses._spectral import (
     FrameMagnitudeLoss,
     PowerLoss,
@@ -45,7 +47,10 @@ __all__ = [
     "WindowSpec",
     "delta_windows",
     "log_modspec",
+    "mask_padding",
     "mlpg",
+    "mlpg_banded_system",
+    "normalize_windows",
     "modspec",
     "unit_variance_mlpg",
     "unit_variance_mlpg_matrix",

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vocoder.losses._mlpg import _normalize_windows, mlpg
-from vocoder.losses._modspec import _mask_padding, log_modspec, modspec
+from vocoder.losses._mlpg import mlpg, normalize_windows
+from vocoder.losses._modspec import log_modspec, mask_padding, modspec
 
 _REDUCTIONS = ("mean", "sum")
 
@@ -35,7 +35,7 @@ class MGELoss(nn.Module):
         super().__init__()
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        self.windows = _normalize_windows(windows)
+        self.windows = normalize_windows(windows)
         self.reduction = reduction
 
     def extra_repr(self) -> str:
@@ -66,7 +66,7 @@ class MGELoss(nn.Module):
                 f"target shape {tuple(target.shape)} does not match the generated statics "
                 f"{tuple(generated.shape)}"
             )
-        error = _mask_padding(generated - target, lengths).square()
+        error = mask_padding(generated - target, lengths).square()
         total = error.sum()
         if self.reduction == "sum":
             return total
@@ -128,7 +128,7 @@ class ModSpecLoss(nn.Module):
         if y.shape[1] > self.n:
             raise ValueError(f"{y.shape[1]} frames exceed the DFT length n={self.n}; raise n")
         # Zeroing the padding makes each spectrum that of the sequence alone, zero-padded to n.
-        y = _mask_padding(y, lengths)
+        y = mask_padding(y, lengths)
         if self.log:
             spec = log_modspec(y, n=self.n, norm=self.norm, floor=self.floor)
         else:

@@ -64,7 +64,7 @@ def delta_windows(width: int = 1, order: int = 2) -> list[WindowSpec]:
     return windows
 
 
-def _normalize_windows(windows: Iterable[Sequence[object]]) -> tuple[_Window, ...]:
+def normalize_windows(windows: Iterable[Sequence[object]]) -> tuple[_Window, ...]:
     """Validate ``(left, right, coefficients)`` triples (numpy, list, tensor, OmegaConf) as python scalars."""
     out: list[_Window] = []
     for spec in windows:
@@ -374,6 +374,29 @@ def _mlpg_system(
     return bands, rhs
 
 
+def mlpg_banded_system(
+    means: torch.Tensor,
+    variances: torch.Tensor | np.ndarray | None,
+    windows: Sequence[WindowSpec],
+    lengths: torch.Tensor | Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The banded normal equations :func:`mlpg` solves, for references and benchmarks.
+
+    Args:
+        means: (T, D) or (B, T, D) window-major means (``D = K · static_dim``).
+        variances: broadcastable to ``means`` (``None``: unit variances).
+        windows: the K ``(left, right, coefficients)`` windows.
+        lengths: optional (B,) valid frames per sequence.
+
+    Returns:
+        ``bands`` (T, w + 1, N) with ``bands[s, j, n] = A_n[s, s − j]`` and ``rhs`` (T, N), one system per
+        (sequence, static dimension) pair ``n = b · static_dim + d``; the solution of
+        ``A_n c = rhs_n`` is :func:`mlpg`'s output.
+    """
+    means, variances, wins, _ = _prepare_mlpg_inputs(means, variances, windows, lengths)
+    return _mlpg_system(means, variances, wins, lengths)
+
+
 def _prepare_mlpg_inputs(
     means: torch.Tensor,
     variances: torch.Tensor | np.ndarray | None,
@@ -381,7 +404,7 @@ def _prepare_mlpg_inputs(
     lengths: torch.Tensor | Sequence[int] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[_Window, ...], bool]:
     """Validate MLPG arguments; returns batched means, broadcast variances, windows and ``unbatched``."""
-    wins = _normalize_windows(windows)
+    wins = normalize_windows(windows)
     K = len(wins)
     unbatched = means.dim() == 2
     if unbatched:
@@ -463,7 +486,7 @@ def unit_variance_mlpg_matrix(
     """
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
-    wins = _normalize_windows(windows)
+    wins = normalize_windows(windows)
     K = len(wins)
     edge = _edge_width(wins)
     frames = torch.arange(T, device=device)

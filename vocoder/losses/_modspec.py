@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 
-def _mask_padding(y: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
+def mask_padding(y: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
     """Zero the frames of a padded batch that lie past each sequence's length.
 
     Args:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vocoder.losses._mlpg import _normalize_windows, delta_windows, mlpg
+from vocoder.losses import delta_windows, mlpg, normalize_windows
 
 
 def frame_mask(lengths: torch.Tensor | None, batch: int, frames: int, device: torch.device) -> torch.Tensor:
@@ -97,7 +97,7 @@ class FeatureConverter(nn.Module):
         self.in_dim = in_dim
         self.out_dim = out_dim
         self.kernel_size = kernel_size
-        self.windows = _normalize_windows(delta_windows(width=1, order=2) if windows is None else windows)
+        self.windows = normalize_windows(delta_windows(width=1, order=2) if windows is None else windows)
         self.num_windows = len(self.windows)
         padding = kernel_size // 2
         self.input_conv = nn.Conv1d(in_dim, channels, kernel_size, padding=padding)

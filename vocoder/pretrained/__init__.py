@@ -1,6 +1,6 @@
 """Pretrained weights shipped inside the package: ``vocoder/pretrained/<name>.pt`` + ``<name>.md``.
 
-Each ``<name>.pt`` is a *weights file* (:func:`vocoder.training.export_weights`): the EMA weights
+Each ``<name>.pt`` is a *weights file* (:func:`vocoder.checkpoints.export_weights`): the EMA weights
 (floating tensors stored as float16), the resolved config the model is rebuilt from, the training
 module's plain state (e.g. normalization statistics) and the step — tensors and plain types only,
 loadable with ``torch.load(..., weights_only=True)``, no optimizer state. ``<name>.md`` is its model

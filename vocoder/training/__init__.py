@@ -1,18 +1,6 @@
-"""The one trainer, EMA, checkpoints, noise injection, distributed set-up and training modules."""
+"""The one trainer, EMA, run directories, noise injection, distributed set-up and training modules."""
 
 from vocoder.training._autoencoder_task import FeatureAutoencoderTask
-from vocoder.training._checkpoint import (
-    WEIGHTS_FORMAT,
-    CheckpointError,
-    describe_mismatch,
-    export_weights,
-    find_resumable,
-    load_checkpoint,
-    load_weights,
-    resolve_checkpoint_path,
-    save_atomic,
-    upgrade_config,
-)
 from vocoder.training._distributed import DistributedContext
 from vocoder.training._ema import EMA
 from vocoder.training._feature_task import MGEFeatureTask, load_feature_converter
@@ -29,6 +17,7 @@ from vocoder.training._lpcnet_task import LPCNetTask
 from vocoder.training._memory import retain_freed_memory
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
+from vocoder.training._run_dir import find_resumable, step_checkpoints
 from vocoder.training._sampler import ResumableSampler
 from vocoder.training._schedules import ExponentialDecayLR, InverseDecayLR
 from vocoder.training._trainer import Trainer, TrainerSettings, TrainingError
@@ -37,14 +26,7 @@ from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, hist
 
 __all__ = [
     "retain_freed_memory",
-    "upgrade_config",
-    "WEIGHTS_FORMAT",
-    "export_weights",
-    "load_weights",
-    "resolve_checkpoint_path",
     "EMA",
-    "CheckpointError",
-    "describe_mismatch",
     "DistributedContext",
     "Example",
     "ExponentialDecayLR",
@@ -67,14 +49,13 @@ __all__ = [
     "WaveNetDualSoftmaxTask",
     "WaveNetTask",
     "find_resumable",
+    "step_checkpoints",
     "history_frames_for",
     "is_frozen",
-    "load_checkpoint",
     "load_feature_converter",
     "load_teacher",
     "lpcnet_frame_embedding",
     "lpcnet_training_inputs",
     "mark_frozen",
     "normalize_mel",
-    "save_atomic",
 ]

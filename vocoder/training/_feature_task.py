@@ -36,12 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from vocoder.checkpoints import rebuild_model
 from vocoder.data import CacheError, FeatureSettings, load_stats, load_utterance, read_split
 from vocoder.errors import ConfigError
-from vocoder.losses import MGELoss
-from vocoder.losses._modspec import _mask_padding
+from vocoder.losses import MGELoss, mask_padding
 from vocoder.models import FeatureConverter, frame_mask
-from vocoder.training._checkpoint import CheckpointError, describe_mismatch, load_checkpoint
 from vocoder.training._module import TrainingModule
 
 FEATURE_TERMS = ("mge", "mse_static", "mse_windows", "lsd_db")
@@ -236,7 +235,7 @@ class MGEFeatureTask(TrainingModule):
                 terms["mge"] = self.mge_loss(means, target, lengths)
             if "mse_static" in self.terms:
                 static = means[..., : model.out_dim]
-                error = _mask_padding(static - target, lengths).square()
+                error = mask_padding(static - target, lengths).square()
                 terms["mse_static"] = error.sum() / (lengths.sum().clamp_min(1) * model.out_dim)
             if "mse_windows" in self.terms:
                 natural, weight = natural_window_features(target, model.windows, lengths)
@@ -319,7 +318,7 @@ def load_feature_converter(
 
     Args:
         checkpoint: a checkpoint written while training ``recipe=slt_mge_mel`` (or any config whose
-            model is a FeatureConverter).
+            model is a FeatureConverter), its weights file, or ``pretrained:NAME``.
         use_ema: load the EMA weights (default) rather than the raw ones.
         device: where the converter lives.
 
@@ -330,22 +329,5 @@ def load_feature_converter(
     Raises:
         CheckpointError: one line, for a missing, unreadable or foreign checkpoint.
     """
-    from hydra.utils import instantiate
-
-    state = load_checkpoint(checkpoint, map_location=device)
-    try:
-        model_cfg = dict(state["config"]["model"])
-        target = model_cfg["_target_"]
-    except (KeyError, TypeError):
-        raise CheckpointError(
-            f"{checkpoint}: checkpoint has no model config; was it written by vocoder-train?"
-        ) from None
-    if target.rsplit(".", 1)[-1] != FeatureConverter.__name__:
-        raise CheckpointError(f"{checkpoint}: holds a {target}, not a FeatureConverter (recipe=slt_mge_mel)")
-    model = instantiate(model_cfg, _convert_="all")
-    weights = state["ema" if use_ema else "model"]
-    mismatch = describe_mismatch(model.state_dict(), weights)
-    if mismatch:
-        raise CheckpointError(f"{checkpoint}: weights do not fit {target} ({mismatch})")
-    model.load_state_dict(weights)
-    return model.to(device).eval()
+    model, _ = rebuild_model(checkpoint, use_ema=use_ema, device=device, expect=FeatureConverter.__name__)
+    return model

@@ -219,7 +219,8 @@ def lpcnet_frame_embedding(checkpoint: str, use_ema: bool = True) -> FrozenModul
     """The frozen frame-rate network of a trained LPCNet checkpoint (for :class:`FeatureConsistencyLoss`).
 
     Args:
-        checkpoint: a ``vocoder-train`` LPCNet checkpoint (``recipe=demo``, ``slt_lpcnet_small``…).
+        checkpoint: a ``vocoder-train`` LPCNet checkpoint (``recipe=demo``, ``slt_lpcnet_small``…), its
+            weights file, or ``pretrained:NAME``.
         use_ema: the EMA weights (default) or the raw ones.
 
     Returns:
@@ -229,25 +230,8 @@ def lpcnet_frame_embedding(checkpoint: str, use_ema: bool = True) -> FrozenModul
     Raises:
         CheckpointError: one line, for a missing, unreadable or non-LPCNet checkpoint.
     """
-    from hydra.utils import instantiate
+    from vocoder.checkpoints import rebuild_model
 
-    from vocoder.training._checkpoint import CheckpointError, describe_mismatch, load_checkpoint
-
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    try:
-        model_cfg = dict(state["config"]["model"])
-        target = model_cfg["_target_"]
-    except (KeyError, TypeError):
-        raise CheckpointError(
-            f"{checkpoint}: checkpoint has no model config; was it written by vocoder-train?"
-        ) from None
-    if target.rsplit(".", 1)[-1] != "LPCNet":
-        raise CheckpointError(f"{checkpoint}: holds a {target}, not an LPCNet")
-    model = instantiate(model_cfg, _convert_="all")
-    weights = state["ema" if use_ema else "model"]
-    mismatch = describe_mismatch(model.state_dict(), weights)
-    if mismatch:
-        raise CheckpointError(f"{checkpoint}: weights do not fit {target} ({mismatch})")
-    model.load_state_dict(weights)
+    model, _ = rebuild_model(checkpoint, use_ema=use_ema, device="cpu", expect="LPCNet")
     return FrozenModule(LPCNetFrameEmbedding(model))
 

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vocoder.checkpoints import CheckpointError
 from vocoder.data import FeatureSettings, log_mel_frames
 from vocoder.dsp import mel_filterbank
 from vocoder.errors import ConfigError
@@ -61,7 +62,6 @@ from vocoder.losses import (
     STFTLoss,
     sample_logistic,
 )
-from vocoder.training._checkpoint import CheckpointError
 from vocoder.training._frozen import FrozenModule
 from vocoder.training._wavenet_task import MelConditionedTask, history_frames_for, normalize_mel
 

@@ -18,25 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from vocoder.errors import ConfigError
-from vocoder.training._checkpoint import (
+from vocoder.checkpoints import (
     CheckpointError,
     describe_mismatch,
-    find_resumable,
     link_atomic,
     load_checkpoint,
     load_weights,
-    prune_step_checkpoints,
-    rng_state,
     save_atomic,
     semantic_mismatch,
-    set_rng_state,
 )
+from vocoder.errors import ConfigError
 from vocoder.training._distributed import DistributedContext, any_rank, init_distributed, shutdown_distributed
 from vocoder.training._ema import EMA
 from vocoder.training._frozen import frozen_parameters_in
 from vocoder.training._memory import retain_freed_memory
 from vocoder.training._module import TrainingModule
+from vocoder.training._run_dir import find_resumable, prune_step_checkpoints, rng_state, set_rng_state
 from vocoder.training._sampler import ResumableSampler
 
 #: ``trainer.precision`` and ``trainer.progress`` choices (see :class:`TrainerSettings`).

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_worker(name: str, params_text: str) -> int:
     """Run one benchmark worker; its result is the last line of stdout (JSON)."""
-    from vocoder.bench import worker_function
+    from vocoder.bench._suite import worker_function
 
     try:
         function = worker_function(name)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
         return _run_worker(args.worker, args.params)
-    from vocoder.bench import parse_only, run_suite
+    from vocoder.bench._suite import parse_only, run_suite
 
     try:
         names = parse_only(args.only)
