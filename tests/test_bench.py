@@ -340,7 +340,7 @@ def test_failed_worker_is_one_line_benchmark_error():
 
 def test_console_script_is_registered():
     scripts = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")}
-    assert scripts["vocoder-bench"] == "vocoder.cli.bench:main"
+    assert scripts["vocoder-bench"] == "vocoder.bench:main"
 
 
 @pytest.mark.parametrize(

@@ -1,26 +1,27 @@
-"""The house stays as drawn: imports flow one way, and packages use each other's public names only.
+"""The house stays as drawn: imports flow one way, with no cycles, through public names only.
 
 Every module of ``vocoder`` is parsed with :mod:`ast` (nothing is imported, so the test is fast and
 sees imports inside functions too). Layers, lowest first::
 
     errors, pretrained  (import nothing of vocoder)
-    dsp → data → layers → losses → models → training → inference → evaluation → cli, bench
+    dsp → data → layers → losses → models → checkpoints → inference → training → evaluation
+        → config → cli, bench
 
 ``losses`` sits below ``models``: models sample from the distributions the losses define (the
-logistic mixture) and the MGE feature converter runs MLPG. ``bench`` sits beside ``cli`` at the
-top: it times the commands as a user runs them (``build_trainer`` of ``vocoder-train``), and
-``vocoder-bench`` is one of the commands. The checkpoint format is public API of ``training``
-(``load_checkpoint``, ``load_weights``): ``inference`` reads checkpoints through it.
+logistic mixture) and the MGE feature converter runs MLPG. ``checkpoints`` (the file format and the
+one model rebuild) sits below ``inference`` and ``training``: synthesis reads checkpoints, training
+writes them and may synthesize (TensorBoard audio, a distillation teacher). ``config`` turns a
+resolved config into a trainer for every entry point; ``bench`` sits beside ``cli`` at the top.
 
-Rules:
+Rules, each checked on every import, module level or inside a function:
 
-1. a package imports no package above it (same-layer packages may import each other);
-2. a cross-package import names a public module (no ``_private`` part) and only names in the
+1. a package imports no package above it (packages of one layer may not import each other either:
+   that is how cycles start);
+2. no import cycle, neither between packages nor between the modules of one package (a module
+   imports its siblings directly, never its own package's ``__init__``);
+3. a cross-package import names a public module (no ``_private`` part) and only names in the
    ``__all__`` of the package it comes from (``from vocoder.data import load_stats``, not
-   ``from vocoder.data._datasets import load_stats``).
-
-``KNOWN_VIOLATIONS`` lists what is not yet so, each with its reason; the test fails on any
-violation not listed *and* on a listed one that is gone (so the list only shrinks).
+   ``from vocoder.data._datasets import load_stats``), and no ``_private`` name.
 """
 
 from __future__ import annotations
@@ -41,34 +42,19 @@ LAYERS = {
     "layers": 3,
     "losses": 4,
     "models": 5,
-    "training": 6,
+    "checkpoints": 6,
     "inference": 7,
-    "evaluation": 8,
-    "cli": 9,
-    "bench": 9,
+    "training": 8,
+    "evaluation": 9,
+    "config": 10,
+    "cli": 11,
+    "bench": 12,
     # python -m vocoder.<command> shims
-    "train": 10,
-    "prepare": 10,
-    "synth": 10,
-    "eval": 10,
-    "evaluate": 10,
-}
-
-#: (importing module, imported module) → why it is still so. Shrink it; never grow it.
-KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("vocoder.training._iaf_task", "vocoder.inference"): (
-        "the distillation teacher is rebuilt with vocoder.inference.load; rebuilding a model from "
-        "its checkpoint belongs in training (inference.load on top of it)"
-    ),
-    ("vocoder.training._lpcnet_task", "vocoder.inference"): (
-        "TensorBoard dev audio is sampled with vocoder.inference.lpcnet_synthesize; the torch "
-        "reference sampler belongs with the model (or the example synthesis is passed in)"
-    ),
-    ("vocoder.models._feature_converter", "vocoder.losses._mlpg"): "_normalize_windows: needs a public name",
-    ("vocoder.training._feature_task", "vocoder.losses._modspec"): "_mask_padding: needs a public name",
-    ("vocoder.bench._mlpg", "vocoder.losses._mlpg"): (
-        "the benchmark times the dense reference system (_mlpg_system, _prepare_mlpg_inputs)"
-    ),
+    "train": 13,
+    "prepare": 13,
+    "synth": 13,
+    "eval": 13,
+    "evaluate": 13,
 }
 
 
@@ -91,6 +77,8 @@ def _public_names(package: str) -> set[str]:
     path = PACKAGE / package / "__init__.py"
     if not path.is_file():
         path = PACKAGE / f"{package}.py"
+    if not path.is_file():
+        return set()
     for node in ast.parse(path.read_text()).body:
         targets = getattr(node, "targets", [])
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in targets):
@@ -116,11 +104,96 @@ def _imports(path: Path, module: str) -> list[tuple[str, str | None, int]]:
     return found
 
 
-def violations(modules: dict[str, Path] | None = None) -> dict[tuple[str, str], list[str]]:
-    """Every import that breaks a rule: ``{(importer, imported module): [one line per import]}``."""
+def _resolve(target: str, name: str | None, modules: dict[str, Path]) -> str:
+    """The module an import loads: ``from vocoder.pkg import _mod`` names the submodule, else ``target``."""
+    if name is not None and f"{target}.{name}" in modules:
+        return f"{target}.{name}"
+    return target
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(PACKAGE.parent) if path.is_relative_to(PACKAGE.parent) else path
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """``{importer: {imported module: "file:line"}}`` over the modules of ``vocoder``."""
+    graph: dict[str, dict[str, str]] = {}
+    for module, path in modules.items():
+        edges = graph.setdefault(module, {})
+        for target, name, line in _imports(path, module):
+            imported = _resolve(target, name, modules)
+            if imported != module and imported in modules:
+                edges.setdefault(imported, f"{_shown(path)}:{line}")
+    return graph
+
+
+def find_cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
+    """One cycle (as a closed list of nodes) per strongly connected component that has one."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan; the graphs are small, recursion depth is bounded
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph.get(node, {}):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    cycles = []
+    for component in components:
+        members = set(component)
+        start = min(component)
+        # shortest way back to start inside the component (breadth first)
+        previous = {start: None}
+        frontier = [start]
+        closing = None
+        while frontier and closing is None:
+            nxt = []
+            for node in frontier:
+                for succ in sorted(graph.get(node, {})):
+                    if succ == start:
+                        closing = node
+                        break
+                    if succ in members and succ not in previous:
+                        previous[succ] = node
+                        nxt.append(succ)
+                if closing is not None:
+                    break
+            frontier = nxt
+        path = [start]
+        node = closing
+        while node is not None and node != start:
+            path.insert(1, node)
+            node = previous[node]
+        cycles.append(path + [start])
+    return cycles
+
+
+def violations(modules: dict[str, Path] | None = None) -> list[str]:
+    """Every import that breaks a rule, one line each (``file:line: what``)."""
     modules = _modules() if modules is None else modules
-    public = {package: _public_names(package) for package in LAYERS if (PACKAGE / package).is_dir()}
-    found: dict[tuple[str, str], list[str]] = {}
+    public = {package: _public_names(package) for package in LAYERS}
+    found: list[str] = []
     for module, path in modules.items():
         source = _package_of(module)
         for target, name, line in _imports(path, module):
@@ -130,22 +203,37 @@ def violations(modules: dict[str, Path] | None = None) -> dict[tuple[str, str], 
             if destination == source or destination not in LAYERS:
                 continue
             problems = []
-            if source in LAYERS and LAYERS[destination] > LAYERS[source]:
+            if source in LAYERS and LAYERS[destination] >= LAYERS[source]:
                 problems.append(
                     f"{source} (layer {LAYERS[source]}) imports {destination} (layer {LAYERS[destination]})"
                 )
             if any(part.startswith("_") for part in target.split(".")[2:]):
                 problems.append(f"private module {target}")
-            elif name is not None and destination in public and target == f"vocoder.{destination}":
+            elif name is not None and target == f"vocoder.{destination}" and public.get(destination):
                 if name not in public[destination] and name != "*":
                     problems.append(f"{name} is not in vocoder.{destination}.__all__")
             if name is not None and name.startswith("_"):
                 problems.append(f"private name {name}")
-            for problem in problems:
-                shown = path.relative_to(PACKAGE.parent) if path.is_relative_to(PACKAGE.parent) else path
-                text = f"{shown}:{line}: {problem}"
-                if text not in found.get((module, target), []):
-                    found.setdefault((module, target), []).append(text)
+            found += [f"{_shown(path)}:{line}: {p}" for p in problems if f"{_shown(path)}:{line}: {p}" not in found]
+    graph = import_graph(modules)
+    packages: dict[str, dict[str, str]] = {}
+    for module, edges in graph.items():
+        for imported, where in edges.items():
+            a, b = _package_of(module), _package_of(imported)
+            if a and b and a != b:
+                packages.setdefault(a, {}).setdefault(b, where)
+    for cycle in find_cycles(packages):
+        steps = ", ".join(f"{a} → {b} ({packages[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False))
+        found.append(f"package import cycle: {steps}")
+    for package in sorted({_package_of(m) for m in modules if _package_of(m)}):
+        inside = {
+            m: {i: w for i, w in edges.items() if _package_of(i) == package}
+            for m, edges in graph.items()
+            if _package_of(m) == package
+        }
+        for cycle in find_cycles(inside):
+            steps = ", ".join(f"{a} → {b} ({inside[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False))
+            found.append(f"module import cycle in vocoder.{package}: {steps}")
     return found
 
 
@@ -157,29 +245,56 @@ def test_layers_cover_every_package():
 
 def test_imports_follow_the_layers_and_the_public_names():
     found = violations()
-    new = {key: lines for key, lines in found.items() if key not in KNOWN_VIOLATIONS}
-    assert not new, "imports against the house rules:\n" + "\n".join(
-        line for lines in new.values() for line in lines
-    )
-    gone = sorted(key for key in KNOWN_VIOLATIONS if key not in found)
-    assert not gone, f"fixed, remove from KNOWN_VIOLATIONS: {gone}"
+    assert not found, "imports against the house rules:\n" + "\n".join(found)
+
+
+def _planted(tmp_path: Path, module: str, source: str) -> list[str]:
+    """The tree's violations with one module added (``module`` placed at a file of ``source``)."""
+    path = tmp_path / (module.rsplit(".", 1)[-1] + ".py")
+    path.write_text(source)
+    modules = _modules()
+    modules[module] = path
+    return violations(modules)
 
 
 @pytest.mark.parametrize(
     "module, source, broken",
     [
-        ("vocoder.dsp._spectral", "from vocoder.training import Trainer\n", "dsp (layer 1) imports training"),
-        ("vocoder.training._lpcnet_task", "from vocoder.data._splits import split_ids\n", "private module"),
-        ("vocoder.models._lpcnet", "from vocoder.layers import hidden\n", "not in vocoder.layers.__all__"),
-        ("vocoder.inference._vocoders", "from vocoder.cli import ConfigError\n", "inference (layer 7)"),
-        ("vocoder.data._prepare", "import vocoder.models\n", "data (layer 2) imports models"),
+        ("vocoder.dsp._added", "from vocoder.training import Trainer\n", "dsp (layer 1) imports training"),
+        ("vocoder.training._added", "from vocoder.data._splits import split_ids\n", "private module"),
+        ("vocoder.models._added", "from vocoder.layers import hidden\n", "not in vocoder.layers.__all__"),
+        ("vocoder.inference._added", "def f():\n    from vocoder.cli import ConfigError\n", "inference (layer 7)"),
+        ("vocoder.checkpoints._added", "def f():\n    import vocoder.training\n", "checkpoints (layer 6)"),
+        ("vocoder.data._added", "import vocoder.models\n", "data (layer 2) imports models"),
+        ("vocoder.models._added", "from vocoder.layers import _private_helper\n", "private name"),
     ],
 )
 def test_a_forbidden_import_is_caught(tmp_path, module, source, broken):
-    """The checker itself: the same tree plus one forbidden import fails."""
-    path = tmp_path / "added.py"
-    path.write_text(source)
-    modules = _modules()
-    modules[module + "_added"] = path
-    lines = [line for lines in violations(modules).values() for line in lines]
+    """The checker itself: the same tree plus one forbidden import fails (inside a function too)."""
+    lines = _planted(tmp_path, module, source)
     assert any(broken in line for line in lines), lines
+
+
+def test_a_planted_module_cycle_is_caught(tmp_path):
+    """Two sibling modules importing each other, one of them only inside a function."""
+    first = tmp_path / "_cycle_a.py"
+    second = tmp_path / "_cycle_b.py"
+    first.write_text("from vocoder.dsp._cycle_b import g\n")
+    second.write_text("def g():\n    from vocoder.dsp._cycle_a import f\n")
+    modules = _modules()
+    modules["vocoder.dsp._cycle_a"] = first
+    modules["vocoder.dsp._cycle_b"] = second
+    lines = violations(modules)
+    assert any("module import cycle in vocoder.dsp" in line and "_cycle_a" in line for line in lines), lines
+
+
+def test_a_module_importing_its_own_package_is_a_cycle(tmp_path):
+    """``vocoder.losses`` imports ``_modspec``; a ``_modspec`` that imports ``vocoder.losses`` closes a loop."""
+    lines = _planted(tmp_path, "vocoder.losses._modspec", "def f():\n    from vocoder.losses import mlpg\n")
+    assert any("module import cycle in vocoder.losses" in line for line in lines), lines
+
+
+def test_find_cycles_on_a_known_graph():
+    graph = {"a": {"b": ""}, "b": {"c": ""}, "c": {"a": ""}, "d": {"a": ""}, "e": {"e2": ""}, "e2": {}}
+    assert find_cycles(graph) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b": ""}, "b": {}}) == []

@@ -8,7 +8,7 @@ import torch
 from numba import njit
 from torch import nn
 
-import vocoder.models._lpcnet as lpcnet_module
+import vocoder.layers._dense_gru as dense_gru_module
 from vocoder.dsp import (
     deemphasis,
     lpc_from_cepstrum,
@@ -27,8 +27,8 @@ from vocoder.inference import (
     synthesize_reference,
     tempered_distribution,
 )
-from vocoder.inference._lpcnet_fast import _mulaw_encode
-from vocoder.layers import BlockSparsifier, DualFC
+from vocoder.inference._lpcnet_kernels import mulaw_encode_one
+from vocoder.layers import BlockSparsifier, DualFC, gru_sequence, input_gates_from_tables
 from vocoder.layers._simd import (
     FASTMATH,
     block_gemv,
@@ -43,8 +43,7 @@ from vocoder.layers._simd import (
     vsigmoid,
     vtanh,
 )
-from vocoder.models import LPCNet, gru_sequence
-from vocoder.models._lpcnet import _InputGates
+from vocoder.models import LPCNet
 
 SMALL = {"gru_a_size": 32, "gru_b_size": 16, "frame_channels": 24, "sample_embedding_size": 16,
          "pitch_embedding_size": 8}
@@ -252,7 +251,7 @@ def test_table_path_equals_fused_gru_path():
 @pytest.mark.parametrize("small_max", [None, 0])  # None: the compiled small-GRU loop; 0: torch products
 def test_gru_sequence_gradcheck(small_max, monkeypatch):
     if small_max is not None:
-        monkeypatch.setattr(lpcnet_module, "SMALL_GRU_MAX_HIDDEN", small_max)
+        monkeypatch.setattr(dense_gru_module, "SMALL_GRU_MAX_HIDDEN", small_max)
     generator = torch.Generator().manual_seed(4)
     inputs = [torch.randn(shape, dtype=torch.float64, generator=generator, requires_grad=True)
               for shape in ((5, 3, 12), (3, 4), (12, 4), (12,))]
@@ -269,13 +268,13 @@ def test_small_gru_loop_equals_torch_product_path(hidden, threads, monkeypatch):
                for shape, scale in (((steps, batch, 3 * hidden), 1.0), ((batch, hidden), 1.0),
                                     ((3 * hidden, hidden), 0.5 / hidden ** 0.5), ((3 * hidden,), 0.1))]
     upstream = torch.randn(steps, batch, hidden, dtype=torch.float64, generator=generator)
-    assert hidden <= lpcnet_module.SMALL_GRU_MAX_HIDDEN  # the first pass takes the small loop
+    assert hidden <= dense_gru_module.SMALL_GRU_MAX_HIDDEN  # the first pass takes the small loop
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     results = []
     try:
-        for small_max in (lpcnet_module.SMALL_GRU_MAX_HIDDEN, 0):
-            monkeypatch.setattr(lpcnet_module, "SMALL_GRU_MAX_HIDDEN", small_max)
+        for small_max in (dense_gru_module.SMALL_GRU_MAX_HIDDEN, 0):
+            monkeypatch.setattr(dense_gru_module, "SMALL_GRU_MAX_HIDDEN", small_max)
             leaves = [t.clone().requires_grad_(True) for t in tensors]
             out = gru_sequence(*leaves)
             grads = torch.autograd.grad((out * upstream).sum(), leaves)
@@ -298,8 +297,8 @@ def test_input_gates_gradcheck_and_values(threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        out = _InputGates.apply(tables, codes, frame, 4)
-        assert torch.autograd.gradcheck(lambda t, f: _InputGates.apply(t, codes, f, 4), (tables, frame))
+        out = input_gates_from_tables(tables, codes, frame, 4)
+        assert torch.autograd.gradcheck(lambda t, f: input_gates_from_tables(t, codes, f, 4), (tables, frame))
     finally:
         torch.set_num_threads(before)
     expected = frame.repeat_interleave(4, dim=0) + sum(tables[k][codes[..., k]] for k in range(3))
@@ -421,7 +420,7 @@ def test_block_and_dense_products(dtype, group, shape):
 @njit(cache=True)
 def _encode_all(values, levels, out):
     for i in range(values.shape[0]):
-        out[i] = _mulaw_encode(values[i], levels)
+        out[i] = mulaw_encode_one(values[i], levels)
 
 
 @pytest.mark.parametrize("quantizer", ["mid_rise", "mid_tread"])

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from vocoder.dsp import excitation16_decode, excitation16_encode
 from vocoder.inference import lpcnet_synthesize
-from vocoder.inference._lpcnet_sampling import _sample_dual_softmax, synthesize_reference, tempered_distribution
-from vocoder.models import LPCNet, excitation16_decode, excitation16_encode
+from vocoder.inference._lpcnet_sampling import (
+    _sample_dual_softmax,
+    synthesize_reference,
+    tempered_distribution,
+)
+from vocoder.models import LPCNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

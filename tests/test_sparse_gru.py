@@ -5,8 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from vocoder.layers import BlockSparsifier, live_blocks, sparse_gru_sequence
-from vocoder.models import gru_sequence
+from vocoder.layers import BlockSparsifier, gru_sequence, live_blocks, sparse_gru_sequence
 
 
 def _pruned_gru(hidden: int, densities: dict[str, float], seed: int = 0) -> tuple[nn.GRU, torch.Tensor]:

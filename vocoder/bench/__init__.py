@@ -15,6 +15,7 @@ Every ``run_*`` function returns a result object with ``metrics()`` (figures wit
 ``summary_line()`` (the ``key=value`` last line of its script) and ``to_dict()`` (plain JSON).
 """
 
+from vocoder.bench._cli import main
 from vocoder.bench._common import (
     BenchmarkError,
     Metric,
@@ -97,6 +98,7 @@ __all__ = [
     "gemm_reference",
     "isa_from_flags",
     "load_warnings",
+    "main",
     "measure_gemm_reference",
     "parse_only",
     "peak_rss_mb",

@@ -1,8 +1,8 @@
-"""``python -m vocoder.bench``: the ``vocoder-bench`` command (:mod:`vocoder.cli.bench`)."""
+"""``python -m vocoder.bench``: the ``vocoder-bench`` command (:mod:`vocoder.bench._cli`)."""
 
 import sys
 
-from vocoder.cli.bench import main
+from vocoder.bench._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
 """Pieces shared by the benchmarks: metrics with targets, timing, peak RSS and worker subprocesses.
 
 A benchmark that needs a clean peak-RSS figure or its own thread settings runs in a fresh Python
-process: ``python -m vocoder.bench --worker NAME --params JSON`` (see :mod:`vocoder.cli.bench`)
+process: ``python -m vocoder.bench --worker NAME --params JSON`` (see :mod:`vocoder.bench._cli`)
 prints its result as one JSON line, the last line of its standard output, and :func:`run_worker`
 reads it back.
 """

@@ -32,7 +32,7 @@ from vocoder.bench._machine import MachineProbe, MachineReport, machine_report
 
 NAME = "features"
 XRT_TARGET = Target(">=", 100.0)
-# issue 14: xiph's C feature extraction, 294x real time per core on a Zen 3 machine
+# target: xiph's C feature extraction, 294x real time per core on a Zen 3 machine
 XRT_PER_WORKER_TARGET = Target(">=", 290.0)
 RSS_TARGET = Target("<=", 1024.0)
 #: the full corpus next to a development checkout (``<checkout>/../shared/data/kathleen_arctic``)

@@ -85,7 +85,7 @@ def student_flops_per_audio_second(student, mel: torch.Tensor, features, chunk_f
     return counter.get_total_flops() / (frames * features.hop_length / features.sample_rate)
 
 
-# issue 14: the student's achieved GFLOP/s ≥ 60 % of the machine's best GEMM rate on its shape
+# target: the student's achieved GFLOP/s ≥ 60 % of the machine's best GEMM rate on its shape
 GEMM_FRACTION_TARGET = Target(">=", 0.6)
 #: (short name, recipe) of the training benchmarks, in run order (the distillation needs the teacher)
 TRAINING_RECIPES = (("wavenet", "slt_wavenet"), ("iaf", "slt_iaf"), ("iaf_distill", "slt_iaf_distill"))

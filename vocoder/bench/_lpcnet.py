@@ -54,7 +54,7 @@ SPEEDUP_TARGET = Target(">=", 10.0)
 INT8_RTF_TARGET = Target("<=", 0.054)
 INT8_SPEEDUP_TARGET = Target(">=", 320.0)
 TRAIN_TARGET = Target(">=", 22000.0)
-# issue 14: training at the final density ≥ 3× the dense phase; the dense phase ≥ 60 % of the GEMM rate
+# target: training at the final density ≥ 3× the dense phase; the dense phase ≥ 60 % of the GEMM rate
 TRAIN_SPARSE_TARGET = Target(">=", 3.0)
 TRAIN_GEMM_TARGET = Target(">=", 0.6)
 TRAIN_RSS_TARGET = Target("<=", 2.6 * 1024)

@@ -161,13 +161,12 @@ def dense_forward_backward(
     """
     import torch
 
-    from vocoder.losses._mlpg import _mlpg_system, _prepare_mlpg_inputs
+    from vocoder.losses import mlpg_banded_system
 
     start = time.perf_counter()
-    m, v, wins, _ = _prepare_mlpg_inputs(means, variances, windows, None)
-    B, T, D = m.shape
-    static_dim = D // len(wins)
-    bands, rhs = _mlpg_system(m, v, wins, None)  # (T, w + 1, N), (T, N)
+    B, T, D = means.shape
+    static_dim = D // len(windows)
+    bands, rhs = mlpg_banded_system(means, variances, windows)  # (T, w + 1, N), (T, N)
     # The dense solves run system by system on detached leaves whose gradients are then pushed through
     # the shared assembly graph in one go.
     bands_leaf = bands.detach().requires_grad_(True)

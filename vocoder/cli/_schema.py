@@ -3,7 +3,7 @@
 Each section is merged into its dataclass with ``OmegaConf.structured`` (see
 :func:`vocoder.cli._validate.check_dataclass_section`): unknown keys and wrong types are reported
 there; impossible values are reported by the dataclasses' ``__post_init__`` as a one-line
-:class:`~vocoder.cli._validate.ConfigError` naming the key.
+:class:`~vocoder.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations

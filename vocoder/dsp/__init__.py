@@ -5,6 +5,7 @@ No ``torch.nn`` state lives here; functions take arrays/tensors and return array
 
 from vocoder.dsp._bark import bark_cepstrum, lpc_from_cepstrum
 from vocoder.dsp._emphasis import DEFAULT_ALPHA, deemphasis, preemphasis
+from vocoder.dsp._excitation16 import EXCITATION16_LEVELS, excitation16_decode, excitation16_encode
 from vocoder.dsp._lpc import levinson_durbin, lpc_predict
 from vocoder.dsp._lpc_torch import lpc_predict_torch
 from vocoder.dsp._lpcnet_features import (
@@ -28,6 +29,9 @@ from vocoder.dsp._pitch import pitch_track
 from vocoder.dsp._spectral import log_mel_spectrogram, mel_filterbank, mel_spectrogram, stft
 
 __all__ = [
+    "EXCITATION16_LEVELS",
+    "excitation16_decode",
+    "excitation16_encode",
     "DEFAULT_ALPHA",
     "FEATURES_VERSION",
     "NB_FEATURES",

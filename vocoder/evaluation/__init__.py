@@ -3,6 +3,7 @@
 from vocoder.evaluation._anchors import ANCHORS, griffin_lim_from_mel, mulaw_8bit, world_resynthesis
 from vocoder.evaluation._cache import CACHE_VERSION, ReferenceCache, default_cache_dir
 from vocoder.evaluation._metrics import (
+    METRICS,
     PitchScores,
     ReferenceAnalysis,
     harvest_f0,
@@ -15,7 +16,6 @@ from vocoder.evaluation._metrics import (
 )
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 from vocoder.evaluation._report import (
-    METRICS,
     EvaluationError,
     evaluate_folders,
     markdown_table,

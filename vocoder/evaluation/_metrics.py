@@ -18,6 +18,11 @@ MCEP_ALPHA = 0.42
 FRAME_PERIOD_MS = 5.0
 PESQ_RATE = 16000
 
+#: the scores of every report, in column order
+METRICS = ("pesq_wb", "stoi", "mcd_db", "vuv_error", "gpe", "fpe_cents")
+#: metrics where higher is better (the others: lower is better)
+HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True}
+
 
 def quiet_import(name: str) -> ModuleType:
     """Import an optional evaluation dependency without its import-time ``UserWarning``.

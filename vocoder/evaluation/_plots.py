@@ -46,7 +46,7 @@ def plot_spectrograms(reference: np.ndarray, synthesized: np.ndarray, sample_rat
 
 def plot_distributions(rows: list[dict], path: Path) -> Path:
     """One box plot per metric, one box per system."""
-    from vocoder.evaluation._report import METRICS
+    from vocoder.evaluation._metrics import METRICS
 
     plt = _figure()
     systems = list(dict.fromkeys(row["system"] for row in rows))

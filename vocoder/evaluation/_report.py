@@ -14,13 +14,11 @@ import numpy as np
 from vocoder.data import load_audio
 from vocoder.evaluation._anchors import ANCHORS
 from vocoder.evaluation._cache import ReferenceCache
-from vocoder.evaluation._metrics import ReferenceAnalysis, score_pair
+from vocoder.evaluation._metrics import METRICS, ReferenceAnalysis, score_pair
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("pesq_wb", "stoi", "mcd_db", "vuv_error", "gpe", "fpe_cents")
-HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True}
 
 
 class EvaluationError(RuntimeError):

@@ -1,5 +1,6 @@
 """layers package."""
 
+from vocoder.layers._dense_gru import gru_sequence, input_gates_from_tables
 from vocoder.layers._dual_softmax import DualSoftmax, join_levels, split_levels
 from vocoder.layers._dualfc import DualFC
 from vocoder.layers._gru_kernels import (
@@ -53,6 +54,8 @@ from vocoder.layers._wavenet import (
 )
 
 __all__ = [
+    "gru_sequence",
+    "input_gates_from_tables",
     "run_in_threads",
     "split_range",
     "GRU_GATES",

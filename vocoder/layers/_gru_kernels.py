@@ -2,7 +2,7 @@
 
 torch's ``nn.GRU`` on the CPU runs each time step as a dozen small autograd ops; for LPCNet's
 2,400-step sequences that bookkeeping costs more than the matrix products. The LPCNet model instead
-runs its own recurrence (:func:`vocoder.models._lpcnet.gru_sequence`): the ``h W_hhᵀ`` products go
+runs its own recurrence (:func:`vocoder.layers.gru_sequence`): the ``h W_hhᵀ`` products go
 to torch (oneDNN/MKL), and everything elementwise of one step — gates, candidate, state update, and
 in the backward pass all the local derivatives — is one fused call to the kernels below. A GRU of at
 most :data:`SMALL_GRU_MAX_HIDDEN` units (LPCNet's GRU_B) runs its whole recurrence, products included,
@@ -121,10 +121,10 @@ def gru_backward_step(grad_output, gates, hidden_candidate, output, h0, grad_h, 
             dh_b[j] = dh * z
 
 
-#: Largest hidden size that :func:`vocoder.models.gru_sequence` runs through :func:`small_gru_forward`
+#: Largest hidden size that :func:`vocoder.layers.gru_sequence` runs through :func:`small_gru_forward`
 #: and :func:`small_gru_backward` (the whole recurrence in one compiled loop). Above it the per-step
 #: ``h W_hhᵀ`` product is worth a BLAS call; at LPCNet's GRU_B size (16) the per-step call overheads of
-#: a torch product plus a kernel call cost ~10× the arithmetic.
+#: a torch product plus a kernel call dwarf the arithmetic.
 SMALL_GRU_MAX_HIDDEN = 64
 
 

@@ -42,8 +42,8 @@ from vocoder.layers._simd import (
 from vocoder.layers._threads import run_in_threads, split_range
 
 # samples per tile of the weight-gradient kernel: the tile's gradients and states stay in L2 (paper-size
-# GRU_A, float32: 147 KB of gradients + 49 KB of states per thread, beside 177 KB of block gradients at 10 %;
-# Zen 3 has 512 KB of L2 per core; 64 measured the same on Zen 4)
+# GRU_A, float32: 147 KB of gradients + 49 KB of states per thread, beside 177 KB of block gradients at 10 %,
+# within the 512 KB of L2 per core of the smallest CPU we target)
 _TILE = 32
 
 
@@ -518,7 +518,7 @@ class _SparseGRUSequence(torch.autograd.Function):
 def sparse_gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
                         bias_hh: torch.Tensor, mask: torch.Tensor, dense_weight_grad: bool = False
                         ) -> torch.Tensor:
-    """:func:`vocoder.models.gru_sequence` with the recurrent matrix ``weight_hh ⊙ mask``.
+    """:func:`vocoder.layers.gru_sequence` with the recurrent matrix ``weight_hh ⊙ mask``.
 
     Differentiable with respect to the first four arguments; the weight gradient is the dense one
     with ``mask`` applied (zero on pruned weights), or with ``dense_weight_grad`` the full gradient

@@ -32,7 +32,6 @@ fused ``nn.GRU`` modules run the textbook formulation; they hold the parameters 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,169 +41,14 @@ from torch import nn
 
 from vocoder.dsp import MULAW_QUANTIZERS
 from vocoder.layers import (
-    SMALL_GRU_MAX_HIDDEN,
     DualFC,
     DualSoftmax,
-    gru_backward_step,
-    gru_forward_step,
-    gru_parameter_grads,
-    input_gates_backward,
-    input_gates_forward,
-    run_in_threads,
-    small_gru_backward,
-    small_gru_forward,
+    gru_sequence,
+    input_gates_from_tables,
     sparse_gru_sequence,
-    split_range,
 )
 
 GRUState = tuple[torch.Tensor, torch.Tensor]
-
-
-def _chunks(size: int) -> list[tuple[int, int]]:
-    """Split ``range(size)`` into one contiguous chunk per intra-op thread."""
-    return split_range(size, torch.get_num_threads())
-
-
-def _run_chunks(work: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
-    """Run ``work(first, last)`` for every chunk, in parallel threads with one torch thread each.
-
-    For the recurrence each chunk is an independent slice of the batch, so the threads never wait
-    for each other inside the time loop; multi-threaded small matrix products would synchronize at
-    every step instead (and stall whenever another process takes a core). The kernels release the
-    GIL, torch releases it in its ops.
-    """
-    if len(chunks) == 1:
-        work(*chunks[0])
-        return
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_in_threads(work, chunks)
-    finally:
-        torch.set_num_threads(threads_before)
-
-
-class _InputGates(torch.autograd.Function):
-    """GRU_A's input projections assembled from code tables and per-frame terms (CPU)."""
-
-    @staticmethod
-    def forward(ctx, tables: torch.Tensor, codes: torch.Tensor, frame_gates: torch.Tensor,
-                hop: int) -> torch.Tensor:
-        n_steps, batch, _ = codes.shape
-        tables = tables.detach().contiguous()
-        frame_gates = frame_gates.detach().contiguous()
-        output = tables.new_empty(n_steps, batch, tables.shape[-1])
-        arrays = (tables.numpy(), codes.numpy(), frame_gates.numpy(), hop, output.numpy())
-        _run_chunks(lambda first, last: input_gates_forward(*arrays, first, last), _chunks(n_steps))
-        ctx.save_for_backward(codes)
-        ctx.hop = hop
-        ctx.shapes = (tables.shape, frame_gates.shape)
-        return output
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (codes,) = ctx.saved_tensors
-        table_shape, frame_shape = ctx.shapes
-        grad_output = grad_output.detach().contiguous()
-        grad_tables = grad_output.new_zeros(table_shape)
-        grad_frame = grad_output.new_zeros(frame_shape)
-        arrays = (grad_output.numpy(), codes.numpy(), ctx.hop, grad_tables.numpy(), grad_frame.numpy())
-        _run_chunks(lambda first, last: input_gates_backward(*arrays, first, last), _chunks(table_shape[-1]))
-        return grad_tables, None, grad_frame, None
-
-
-class _GRUSequence(torch.autograd.Function):
-    """Time-major GRU recurrence over precomputed input projections (CPU, float32/float64)."""
-
-    @staticmethod
-    def forward(ctx, input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
-                bias_hh: torch.Tensor) -> torch.Tensor:
-        n_steps, batch, three_hidden = input_gates.shape
-        hidden = three_hidden // 3
-        x = input_gates.detach().contiguous()
-        h0 = h0.detach().contiguous()
-        weight_t = weight_hh.detach().t()
-        bias = bias_hh.detach()
-        output = x.new_empty(n_steps, batch, hidden)
-        gates = x.new_empty(n_steps, batch, three_hidden)
-        candidate_hidden = x.new_empty(n_steps, batch, hidden)
-        hidden_gates = x.new_empty(batch, three_hidden)
-        if hidden <= SMALL_GRU_MAX_HIDDEN:  # the whole recurrence in one compiled loop per chunk
-            small = (x.numpy(), h0.numpy(), weight_t.contiguous().numpy(), bias.contiguous().numpy(),
-                     hidden_gates.numpy(), gates.numpy(), candidate_hidden.numpy(), output.numpy())
-            _run_chunks(lambda first, last: small_gru_forward(*small, first, last), _chunks(batch))
-            ctx.save_for_backward(h0, weight_hh, gates, candidate_hidden, output)
-            return output
-        arrays = (x.numpy(), hidden_gates.numpy(), h0.numpy(), gates.numpy(), candidate_hidden.numpy(),
-                  output.numpy())
-
-        def work(first: int, last: int) -> None:
-            steps = [h0[first:last]] + [step[first:last] for step in output.unbind(0)]
-            chunk_gates = hidden_gates[first:last]
-            for t in range(n_steps):
-                torch.addmm(bias, steps[t], weight_t, out=chunk_gates)
-                gru_forward_step(*arrays, t, first, last)
-
-        _run_chunks(work, _chunks(batch))
-        ctx.save_for_backward(h0, weight_hh, gates, candidate_hidden, output)
-        return output
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        h0, weight_hh, gates, candidate_hidden, output = ctx.saved_tensors
-        n_steps, batch, hidden = output.shape
-        weight = weight_hh.detach()
-        grad_output = grad_output.detach().contiguous()
-        grad_input_gates = grad_output.new_empty(n_steps, batch, 3 * hidden)
-        grad_candidate_hidden = grad_output.new_empty(n_steps, batch, hidden)
-        grad_hidden_gates = grad_output.new_empty(batch, 3 * hidden)
-        grad_h = grad_output.new_zeros(batch, hidden)
-        arrays = (grad_output.numpy(), gates.numpy(), candidate_hidden.numpy(), output.numpy(), h0.numpy(),
-                  grad_h.numpy(), grad_hidden_gates.numpy(), grad_input_gates.numpy(),
-                  grad_candidate_hidden.numpy())
-
-        if hidden <= SMALL_GRU_MAX_HIDDEN:
-            small = (*arrays, weight.contiguous().numpy())
-            _run_chunks(lambda first, last: small_gru_backward(*small, first, last), _chunks(batch))
-        else:
-            def work(first: int, last: int) -> None:
-                chunk_grad_h = grad_h[first:last]
-                chunk_grad_gates = grad_hidden_gates[first:last]
-                for t in range(n_steps - 1, -1, -1):
-                    gru_backward_step(*arrays, t, first, last)
-                    chunk_grad_h.addmm_(chunk_grad_gates, weight)
-
-            _run_chunks(work, _chunks(batch))
-
-        grad_weight = grad_bias = None
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
-            grad_weight, grad_bias = gru_parameter_grads(grad_input_gates, grad_candidate_hidden, output, h0)
-        return grad_input_gates, grad_h, grad_weight, grad_bias
-
-
-def gru_sequence(input_gates: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Tensor,
-                 bias_hh: torch.Tensor) -> torch.Tensor:
-    """Run a GRU (torch's gate order and equations) over precomputed input projections.
-
-    Equivalent to ``nn.GRU`` given ``input_gates = W_ih x + b_ih``; differentiable with respect to
-    every argument. CPU tensors of float32 or float64 only.
-
-    Args:
-        input_gates: ``(N, B, 3H)`` time-major input projections (gates ``r, z, n``).
-        h0: ``(B, H)`` initial state.
-        weight_hh: ``(3H, H)`` recurrent weights.
-        bias_hh: ``(3H,)`` recurrent bias.
-
-    Returns:
-        ``(N, B, H)`` hidden states ``h_1 … h_N``.
-    """
-    if input_gates.device.type != "cpu" or input_gates.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"gru_sequence runs on CPU float32/float64 tensors, got {input_gates.device} "
-                         f"{input_gates.dtype}")
-    dtypes = {t.dtype for t in (input_gates, h0, weight_hh, bias_hh)}
-    if len(dtypes) != 1:
-        raise ValueError(f"gru_sequence needs one dtype, got {sorted(map(str, dtypes))}")
-    return _GRUSequence.apply(input_gates, h0, weight_hh, bias_hh)
 
 
 #: Initialization schemes of :class:`LPCNet`.
@@ -212,22 +56,6 @@ INIT_SCHEMES = ("xiph", "per_gate")
 #: Output heads of :class:`LPCNet`: xiph's DualFC over the 8-bit μ-law excitation, or a conditional
 #: dual softmax over the 16-bit linear excitation (:class:`vocoder.layers.DualSoftmax`, 8 + 8 bits).
 OUTPUT_HEADS = ("dualfc", "dual_softmax")
-#: Levels of the 16-bit excitation of the ``dual_softmax`` head: ``e = v / 32767.5 − 1`` for ``v`` in
-#: ``[0, 65535]`` (pre-emphasized domain, no companding).
-EXCITATION16_LEVELS = 65536
-
-
-def excitation16_encode(excitation: torch.Tensor) -> torch.Tensor:
-    """16-bit level of a linear excitation in [-1, 1]: ``round((e + 1)·32767.5)`` clamped (int64)."""
-    scale = (EXCITATION16_LEVELS - 1) / 2.0
-    return torch.round((excitation.double().clamp(-1.0, 1.0) + 1.0) * scale).long()
-
-
-def excitation16_decode(levels: torch.Tensor) -> torch.Tensor:
-    """Linear excitation (float64) of 16-bit levels: ``v / 32767.5 − 1``."""
-    return levels.double() / ((EXCITATION16_LEVELS - 1) / 2.0) - 1.0
-
-
 class LPCNet(nn.Module):
     """LPCNet: frame-rate conditioning network + sample-rate excitation network.
 
@@ -536,7 +364,7 @@ class LPCNet(nn.Module):
         codes = torch.stack([signal_in, prediction, excitation_in], -1).transpose(0, 1).contiguous()
         a_frame, b_frame = self.frame_projections(conditioning)
         # (N, B, 3·H_a) time-major: three table rows + the frame term per sample
-        a_input = _InputGates.apply(self.input_tables(), codes.long(), a_frame.transpose(0, 1), hop)
+        a_input = input_gates_from_tables(self.input_tables(), codes.long(), a_frame.transpose(0, 1), hop)
         sparse = getattr(self, "_gru_a_sparse", None) if self.training and torch.is_grad_enabled() else None
         if sparse is None:
             a = gru_sequence(a_input, state[0], self.gru_a.weight_hh_l0, self.gru_a.bias_hh_l0)

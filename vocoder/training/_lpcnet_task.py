@@ -18,7 +18,7 @@ from vocoder.data import (
     load_utterance,
     read_split,
 )
-from vocoder.models import excitation16_encode
+from vocoder.dsp import excitation16_encode
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import (
     ExcitationNoise,
