@@ -79,7 +79,7 @@ def mel_spectrogram(
     """
     spec = stft(x, n_fft, hop_length, win_length, center=center)
     if power == 2.0 or not (torch.is_grad_enabled() and spec.requires_grad):
-        # |X|² from the real and imaginary parts: 3× faster than complex abs (a hypot per bin)
+        # |X|² from the real and imaginary parts: cheaper than complex abs (a hypot per bin)
         parts = torch.view_as_real(spec)
         spec = parts[..., 0].square() + parts[..., 1].square()
         if power != 2.0:

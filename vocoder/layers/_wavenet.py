@@ -21,7 +21,7 @@ Three evaluations of the same parameters:
 The two inference paths read weights rearranged once by :meth:`WaveNetStack.streaming_weights`:
 convolution taps stacked into one matrix, the tanh half of each gate pre-scaled by 2 so that one
 sigmoid serves both halves (``tanh(a) = 2σ(2a) − 1``, and ``σ(b) − 2σ(2a)σ(b) = −tanh(a)σ(b)`` is one
-``addcmul``; torch's CPU sigmoid is ≈ 6× faster than its tanh), the sign and the residual/skip
+``addcmul``; torch's CPU sigmoid is far cheaper than its tanh), the sign and the residual/skip
 scales folded into the 1×1 output matrices, and every dilated-convolution bias folded into the
 conditioning projection. Both are inference paths: dropout is not applied.
 

@@ -4,8 +4,7 @@ A CPU training step allocates and frees the same large buffers every time: the r
 gates and states (for LPCNet's GRU_A at batch 32 × 2,400 samples, 350 MB each), the logits and their
 gradients. glibc serves every allocation above ``M_MMAP_THRESHOLD`` (at most 32 MB) with a fresh
 ``mmap`` and ``munmap``s it on ``free``, so each step the kernel faults in and zeroes gigabytes of
-pages again: measured on a 2-core AMD EPYC (Zen 4) VM, 4.4 M page faults and ≈ 1.3 s of kernel time
-per paper-size LPCNet step, a third of the dense step and half of the pruned one.
+pages again (the README's training section gives the measured cost).
 
 :func:`retain_freed_memory` switches glibc to its heap for those allocations (``M_MMAP_MAX = 0``) and
 stops it trimming the heap's top (``M_TRIM_THRESHOLD``): freed blocks are reused by the next step
