@@ -53,13 +53,12 @@ from vocoder.bench import (
     run_worker,
 )
 from vocoder.bench._common import BenchmarkError
+from vocoder.bench._gemm import gemm_lines
+from vocoder.bench._load import LoadSample, busy_seconds
 from vocoder.bench._machine import (
     ISA_LEVELS,
-    LoadSample,
-    busy_seconds,
     cpu_flags,
     cpu_model,
-    gemm_lines,
     isa_by_library,
     parse_torch_config,
     summary_fields,

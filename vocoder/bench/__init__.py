@@ -26,6 +26,15 @@ from vocoder.bench._common import (
     run_worker,
 )
 from vocoder.bench._features import FeaturesResult, resolve_root, run_features
+from vocoder.bench._gemm import (
+    GEMM_SHAPES,
+    GemmRate,
+    best_gemm_gflops,
+    gemm_fraction,
+    gemm_rate,
+    gemm_reference,
+    measure_gemm_reference,
+)
 from vocoder.bench._iaf import (
     IAFResult,
     IAFSettings,
@@ -35,6 +44,7 @@ from vocoder.bench._iaf import (
     run_iaf_synthesis,
     run_iaf_training,
 )
+from vocoder.bench._load import LoadReport, MachineProbe, cpu_wall_warning, load_warnings
 from vocoder.bench._lpcnet import (
     LPCNetResult,
     LPCNetSettings,
@@ -42,23 +52,7 @@ from vocoder.bench._lpcnet import (
     LPCNetTrainingResult,
     run_lpcnet,
 )
-from vocoder.bench._machine import (
-    GEMM_SHAPES,
-    GemmRate,
-    LoadReport,
-    MachineProbe,
-    MachineReport,
-    best_gemm_gflops,
-    cpu_wall_warning,
-    describe_machine,
-    effective_isa,
-    gemm_fraction,
-    gemm_rate,
-    gemm_reference,
-    isa_from_flags,
-    load_warnings,
-    measure_gemm_reference,
-)
+from vocoder.bench._machine import MachineReport, describe_machine, effective_isa, isa_from_flags
 from vocoder.bench._mlpg import MLPGResult, MLPGSettings, run_mlpg
 from vocoder.bench._suite import BENCHMARKS, SuiteResult, parse_only, run_suite, worker_function
 from vocoder.bench._training import RecipeTrainingResult, compose_recipe, train_recipe

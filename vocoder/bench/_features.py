@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from vocoder.bench._common import Metric, Target
-from vocoder.bench._machine import MachineProbe, MachineReport, machine_report
+from vocoder.bench._load import MachineProbe
+from vocoder.bench._machine import MachineReport, machine_report
 
 NAME = "features"
 XRT_TARGET = Target(">=", 100.0)

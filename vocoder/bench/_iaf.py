@@ -46,17 +46,15 @@ from pathlib import Path
 from typing import Any
 
 from vocoder.bench._common import Metric, Target, peak_rss_mb, run_worker
-from vocoder.bench._machine import (
+from vocoder.bench._gemm import (
     GEMM_MIN_SECONDS,
     GEMM_QUICK_MIN_SECONDS,
     GEMM_SHAPES,
-    MachineProbe,
-    MachineReport,
     best_gemm_gflops,
-    cpu_wall_warning,
     gemm_reference,
-    machine_report,
 )
+from vocoder.bench._load import MachineProbe, cpu_wall_warning
+from vocoder.bench._machine import MachineReport, machine_report
 from vocoder.bench._training import RecipeTrainingResult, prepare_recipe_data, train_recipe
 
 NAME = "iaf"

@@ -32,17 +32,15 @@ from typing import Any
 import numpy as np
 
 from vocoder.bench._common import Metric, Target, best_time, peak_rss_mb, run_worker
-from vocoder.bench._machine import (
+from vocoder.bench._gemm import (
     GEMM_MIN_SECONDS,
     GEMM_QUICK_MIN_SECONDS,
     GEMM_SHAPES,
-    MachineProbe,
-    MachineReport,
     best_gemm_gflops,
-    cpu_wall_warning,
     gemm_reference,
-    machine_report,
 )
+from vocoder.bench._load import MachineProbe, cpu_wall_warning
+from vocoder.bench._machine import MachineReport, machine_report
 
 NAME = "lpcnet"
 SLT_WAV = Path(__file__).resolve().parents[1] / "data" / "sample" / "slt" / "wav" / "arctic_a0009.wav"

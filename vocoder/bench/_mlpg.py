@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vocoder.bench._common import Metric, peak_rss_mb
-from vocoder.bench._machine import MachineProbe, MachineReport, machine_report
+from vocoder.bench._load import MachineProbe
+from vocoder.bench._machine import MachineReport, machine_report
 
 if TYPE_CHECKING:  # torch is imported where it is used: ``vocoder-bench`` itself never needs it
     import torch

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from vocoder.bench import _features, _iaf, _lpcnet, _machine, _mlpg, _training
+from vocoder.bench import _features, _gemm, _iaf, _lpcnet, _machine, _mlpg, _training
 from vocoder.bench._common import BenchmarkError, Metric, format_value, run_worker
 
 #: benchmark names in run order
@@ -255,10 +255,10 @@ class SuiteResult:
         lines.append(render(header))
         lines.append(render(["-" * width for width in widths]))
         lines.extend(render(row) for row in rows)
-        rates = [_machine.GemmRate(**rate) for rate in self.gemm_reference]
+        rates = [_gemm.GemmRate(**rate) for rate in self.gemm_reference]
         if rates:
             lines.append("")
-            lines.extend(_machine.gemm_lines(rates))
+            lines.extend(_gemm.gemm_lines(rates))
         for name, reasons in self.warnings().items():
             lines.extend(f"WARNING {name}: {reason}" for reason in reasons)
         if self.results:
