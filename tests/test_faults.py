@@ -1,0 +1,206 @@
+"""What a new user runs into: a second training into one run folder, a full disk, a damaged cache entry."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.trainer_toy import make_trainer
+from vocoder.training import TrainingError, load_checkpoint
+from vocoder.training._run_lock import LOCK_NAME, RunDirectoryBusy, RunLock
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = {"valid_every": 0, "audio_every": 0, "log_every": 1000}
+
+
+def _enospc(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _FillsUp:
+    """A binary file whose disk is full after ``room`` bytes: later writes raise ENOSPC, as a real one."""
+
+    def __init__(self, handle, room: int) -> None:
+        self.handle, self.room = handle, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            _enospc()
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _disk_full_at_step(step: int, room: int = 4096):
+    """A ``torch.save`` whose file fills the disk when it saves ``step`` (torch's own writer runs into it)."""
+    real_save = torch.save
+
+    def save(state, handle, *args, **kwargs):
+        if isinstance(state, dict) and state.get("step") == step:
+            handle = _FillsUp(handle, room)
+        return real_save(state, handle, *args, **kwargs)
+
+    return save
+
+
+# ---------------------------------------------------------------- one training per run folder
+
+
+def test_run_lock_is_exclusive_and_released(tmp_path):
+    first = RunLock(tmp_path / "run")
+    first.acquire()
+    holder = json.loads((tmp_path / "run" / LOCK_NAME).read_text())
+    assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+    # flock belongs to the open file: a second open, even in this process, is refused
+    with pytest.raises(RunDirectoryBusy) as refused:
+        RunLock(tmp_path / "run").acquire()
+    message = str(refused.value)
+    assert "\n" not in message and f"pid {os.getpid()} on {socket.gethostname()}" in message
+    assert message.startswith(f"trainer.out_dir={tmp_path / 'run'} is in use by another training")
+    first.release()
+    with RunLock(tmp_path / "run") as second:  # released: the file left behind blocks nobody
+        assert second.held
+
+
+def test_second_training_into_the_same_folder_is_refused_and_a_killed_one_blocks_nobody(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    settings = dict(QUIET, checkpoint_every=1_000_000)
+    toy = str(REPO / "tests" / "trainer_toy.py")
+    command = [sys.executable, toy, str(out), "100000000", json.dumps(settings)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "tb").exists():  # it holds the lock from before tb/
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.2)
+        second = make_trainer(out, max_steps=3, **QUIET)
+        with pytest.raises(TrainingError) as refused:
+            second.fit()
+        message = str(refused.value)
+        assert "\n" not in message and f"pid {proc.pid} on {socket.gethostname()}" in message
+        assert "trainer_toy.py" in message and "started " in message
+        assert second.step == 0 and not (out / "checkpoints").exists()  # it wrote nothing, resumed nothing
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, the lock file stays behind
+        proc.wait(timeout=60)
+    assert (out / LOCK_NAME).is_file()
+    third = make_trainer(out, max_steps=3, **QUIET)
+    third.fit()
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
+    assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+def test_full_disk_while_saving_a_checkpoint_names_the_last_good_one(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    make_trainer(out, max_steps=3, **QUIET).fit()  # checkpoint_every=3: step 3 is saved
+    checkpoints = out / "checkpoints"
+    good = checkpoints / "step_00000003.pt"
+    before = good.read_bytes()
+    monkeypatch.setattr(torch, "save", _disk_full_at_step(6))
+    trainer = make_trainer(out, max_steps=9, **QUIET)
+    with pytest.raises(TrainingError) as failed:
+        trainer.fit()
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message == (f"cannot write {checkpoints / 'step_00000006.pt'}: no space left on device; the "
+                       f"last good checkpoint is {checkpoints / 'last.pt'} (step 3); free some space and "
+                       "rerun the same command to resume from it")
+    # the previous checkpoint is untouched, no temporary file is left, the lock is released
+    assert good.read_bytes() == before and (checkpoints / "last.pt").read_bytes() == before
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["last.pt", "step_00000003.pt"]
+    with RunLock(out) as lock:
+        assert lock.held
+
+
+def test_full_disk_after_a_save_of_this_run_names_that_one(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(torch, "save", _disk_full_at_step(6, room=0))
+    with pytest.raises(TrainingError) as failed:  # resume=never: a plain rerun would not pick it up
+        make_trainer(out, max_steps=9, resume="never", **QUIET).fit()
+    good = out / "checkpoints" / "step_00000003.pt"
+    assert str(failed.value).endswith(f"the last good checkpoint is {good} (step 3); free some space and "
+                                      f"rerun with trainer.resume={good} to resume from it")
+    assert load_checkpoint(good)["step"] == 3
+
+
+def test_full_disk_before_any_checkpoint_and_for_config_yaml(tmp_path, monkeypatch):
+    real_write_text = Path.write_text
+
+    def write_text(path, *args, **kwargs):
+        if path.name.startswith("config.yaml"):
+            real_write_text(path, "partial: ")
+            _enospc()
+        return real_write_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as failed:
+        make_trainer(out, max_steps=3, **QUIET).fit()
+    assert str(failed.value) == (f"cannot write {out / 'config.yaml'}: no space left on device; no "
+                                 "checkpoint of this run was saved yet; free some space and rerun the same "
+                                 "command")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
+def test_full_disk_for_tensorboard_events_warns_once_and_training_goes_on(tmp_path, monkeypatch, capfd):
+    from tensorboard.summary.writer import record_writer
+
+    real_write, writes = record_writer.RecordWriter.write, []
+
+    def write(self, data):  # the writer's first events (file version, config text) go through
+        writes.append(len(data))
+        if len(writes) > 2:
+            _enospc()
+        return real_write(self, data)
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", write)
+    lines: list[str] = []
+    trainer = make_trainer(tmp_path / "run", max_steps=6, valid_every=2, audio_every=2, log_every=1)
+    trainer.log = lines.append
+    trainer.fit()
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 6
+    warnings = [line for line in lines if "TensorBoard" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"warning: cannot write TensorBoard events to {tmp_path / 'run' / 'tb'} (no space left on device)")
+    assert "Traceback" not in capfd.readouterr().err  # nor from TensorBoard's writer thread
+
+
+def test_cli_full_disk_is_one_line_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):
+    """``vocoder-train`` with a checkpoint writer that hits ENOSPC on the second save, then a plain rerun."""
+    from vocoder.cli.train import main
+
+    checkpoints = tmp_path / "exp" / "checkpoints"
+    argv = ["vocoder-train", "recipe=demo", f"trainer.out_dir={tmp_path / 'exp'}",
+            f"data.cache_dir={tmp_path / 'cache'}", "data.limit=6", "data.splits.n_eval=1",
+            "data.splits.n_dev=1", "data.num_workers=0", "trainer.max_steps=2", "trainer.checkpoint_every=1",
+            "trainer.valid_every=0", "trainer.audio_every=0", "trainer.batch_size=2", "trainer.progress=log"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", _disk_full_at_step(2))
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"vocoder-train: error: cannot write {checkpoints / 'step_00000002.pt'}: no space left on device; "
+        f"the last good checkpoint is {checkpoints / 'step_00000001.pt'} (step 1); free some space and rerun "
+        "the same command to resume from it"]
+    monkeypatch.setattr(torch, "save", real_save)
+    main()  # the same command again
+    assert f"resumed from {checkpoints / 'last.pt'} at step 1" in capsys.readouterr().out
+    assert load_checkpoint(checkpoints / "last.pt")["step"] == 2
