@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,8 +181,8 @@ def test_full_disk_for_tensorboard_events_warns_once_and_training_goes_on(tmp_pa
     assert "Traceback" not in capfd.readouterr().err  # nor from TensorBoard's writer thread
 
 
-def test_cli_full_disk_is_one_line_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):
-    """``vocoder-train`` with a checkpoint writer that hits ENOSPC on the second save, then a plain rerun."""
+def test_cli_full_disk_and_damaged_cache_are_one_line_each(tmp_path, monkeypatch, capsys):
+    """``vocoder-train`` hitting ENOSPC on its second save, a rerun, a damaged entry, ``vocoder-prepare``."""
     from vocoder.cli.train import main
 
     checkpoints = tmp_path / "exp" / "checkpoints"
@@ -190,6 +191,7 @@ def test_cli_full_disk_is_one_line_and_a_rerun_resumes(tmp_path, monkeypatch, ca
             "data.splits.n_dev=1", "data.num_workers=0", "trainer.max_steps=2", "trainer.checkpoint_every=1",
             "trainer.valid_every=0", "trainer.audio_every=0", "trainer.batch_size=2", "trainer.progress=log"]
     monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     real_save = torch.save
     monkeypatch.setattr(torch, "save", _disk_full_at_step(2))
@@ -204,3 +206,111 @@ def test_cli_full_disk_is_one_line_and_a_rerun_resumes(tmp_path, monkeypatch, ca
     main()  # the same command again
     assert f"resumed from {checkpoints / 'last.pt'} at step 1" in capsys.readouterr().out
     assert load_checkpoint(checkpoints / "last.pt")["step"] == 2
+
+    # a damaged cache entry of the same size (vocoder-train checks sizes only): one line naming it
+    first = (tmp_path / "cache" / "splits" / "train.txt").read_text().split()[0]
+    entry = tmp_path / "cache" / "features" / f"{first}.npz"
+    _flip_a_byte(entry)
+    monkeypatch.setattr(sys, "argv", [*argv, "trainer.max_steps=3"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"vocoder-train: error: {entry}: damaged cache entry (Bad CRC-32 for file 'audio.npy'); rerun "
+        "vocoder-prepare with the same data settings to recompute it"]
+    from vocoder.cli.prepare import main as prepare_main
+
+    data_settings = [a for a in argv if a.startswith("data.")]
+    monkeypatch.setattr(sys, "argv", ["vocoder-prepare", "data=sample", *data_settings])
+    prepare_main()
+    assert f"  recomputed 1 damaged cache entry: {first}.npz" in capsys.readouterr().out.splitlines()
+
+
+# ---------------------------------------------------------------- a damaged cache entry
+
+
+def _flip_a_byte(path: Path) -> None:
+    """Change one byte inside the stored audio, keeping the size and the modification time."""
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _truncate(path: Path) -> None:
+    """Cut the file in half, as an interrupted copy does, keeping the modification time."""
+    stat = path.stat()
+    path.write_bytes(path.read_bytes()[: stat.st_size // 2])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _mtimes(cache: Path) -> dict[str, int]:
+    return {p.stem: p.stat().st_mtime_ns for p in (cache / "features").glob("*.npz")}
+
+
+def test_damaged_cache_entries_are_named_by_training_and_recomputed_by_prepare(sample_root, tmp_path):
+    from vocoder.data import CacheError, FeatureSettings, load_utterance, prepare_corpus
+
+    cache = tmp_path / "cache"
+
+    def prepare(verify="checksum"):
+        return prepare_corpus(sample_root, cache, FeatureSettings(), n_eval=1, n_dev=1, limit=5,
+                              num_workers=0, progress=False, verify=verify)
+
+    first = prepare()
+    ids = sorted(_mtimes(cache))
+    originals = {uid: load_utterance(cache, uid) for uid in ids}
+    manifest = json.loads((cache / "manifest.json").read_text())
+    for record in manifest["utterances"]:
+        entry = cache / "features" / f"{record['id']}.npz"
+        assert (record["bytes"], record["crc32"]) == _file_checksum(entry)
+    assert first.repaired == ()
+
+    # truncated: the size alone shows it, so even the stat-only check of vocoder-train recomputes it
+    truncated = cache / "features" / f"{ids[1]}.npz"
+    _truncate(truncated)
+    with pytest.raises(CacheError) as damaged:
+        load_utterance(cache, ids[1])
+    assert str(damaged.value) == (f"{truncated}: damaged cache entry (File is not a zip file); rerun "
+                                  "vocoder-prepare with the same data settings to recompute it")
+    before = _mtimes(cache)
+    again = prepare(verify="size")
+    assert (again.computed, again.up_to_date, again.repaired) == (1, 4, (ids[1],))
+    assert f"  recomputed 1 damaged cache entry: {ids[1]}.npz" in again.summary().splitlines()
+    assert {uid for uid, t in _mtimes(cache).items() if t != before[uid]} == {ids[1]}
+    np.testing.assert_array_equal(load_utterance(cache, ids[1]).audio, originals[ids[1]].audio)
+    np.testing.assert_array_equal(load_utterance(cache, ids[1]).features, originals[ids[1]].features)
+
+    # a changed byte keeps the size: training names the file, vocoder-prepare's checksum finds it
+    flipped = cache / "features" / f"{ids[2]}.npz"
+    _flip_a_byte(flipped)
+    assert prepare(verify="size").computed == 0
+    with pytest.raises(CacheError) as damaged:
+        load_utterance(cache, ids[2])
+    assert str(damaged.value) == (f"{flipped}: damaged cache entry (Bad CRC-32 for file 'audio.npy'); rerun "
+                                  "vocoder-prepare with the same data settings to recompute it")
+    assert prepare().repaired == (ids[2],)
+    np.testing.assert_array_equal(load_utterance(cache, ids[2]).audio, originals[ids[2]].audio)
+    assert prepare().computed == 0  # intact again: the whole cache is current
+
+    # a manifest written before sizes were recorded: every entry is verified by reading it, and kept
+    manifest = json.loads((cache / "manifest.json").read_text())
+    for record in manifest["utterances"]:
+        del record["bytes"], record["crc32"]
+    del manifest["stats"]
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    _flip_a_byte(cache / "features" / f"{ids[3]}.npz")
+    before = _mtimes(cache)
+    old = prepare()
+    assert (old.computed, old.up_to_date, old.repaired) == (1, 4, (ids[3],))
+    assert {uid for uid, t in _mtimes(cache).items() if t != before[uid]} == {ids[3]}
+    rewritten = json.loads((cache / "manifest.json").read_text())
+    assert all("crc32" in record for record in rewritten["utterances"]) and "stats" in rewritten
+
+
+def _file_checksum(path: Path) -> tuple[int, int]:
+    import zlib
+
+    data = path.read_bytes()
+    return len(data), zlib.crc32(data)
