@@ -44,7 +44,7 @@ def read_split(cache_dir: str | Path, split: str) -> list[str]:
 
 #: What reading a damaged ``.npz`` raises: truncated (not a zip archive), a changed byte (bad CRC-32 of
 #: a member), a missing array, a short read.
-_DAMAGED_NPZ = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+DAMAGED_NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 REPAIR_HINT = "rerun vocoder-prepare with the same data settings to recompute it"
 
 
@@ -74,7 +74,7 @@ def load_utterance(cache_dir: str | Path, utterance_id: str) -> Utterance:
                 features=entry["features"].astype(np.float32),
                 lpc=entry["lpc"].astype(np.float32),
             )
-    except _DAMAGED_NPZ as exc:
+    except DAMAGED_NPZ_ERRORS as exc:
         raise CacheError(f"{path}: damaged cache entry ({_damage(exc)}); {REPAIR_HINT}") from None
 
 
@@ -86,7 +86,7 @@ def load_stats(cache_dir: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as stats:
             return {key: stats[key].astype(np.float32) for key in stats.files}
-    except _DAMAGED_NPZ as exc:
+    except DAMAGED_NPZ_ERRORS as exc:
         raise CacheError(f"{path}: damaged statistics file ({_damage(exc)}); {REPAIR_HINT}") from None
 
 

@@ -35,7 +35,6 @@ import multiprocessing
 import os
 import signal
 import time
-import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +48,7 @@ from tqdm import tqdm
 
 from vocoder.data._audio import load_audio
 from vocoder.data._corpus import CorpusUtterance, list_utterances
+from vocoder.data._datasets import DAMAGED_NPZ_ERRORS
 from vocoder.data._download import DEFAULT_BASE_URL, fetch_arctic
 from vocoder.data._errors import BadAudioError, CorpusError
 from vocoder.data._fsutil import directory_lock, remove_stale_temporaries, write_atomic
@@ -250,10 +250,6 @@ class _Outcome:
     crc32: int = 0
 
 
-#: Errors of reading a damaged ``.npz`` (truncated, bytes changed, not a zip archive at all).
-_DAMAGED_NPZ = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
-
-
 def file_checksum(path: str | os.PathLike) -> tuple[int, int]:
     """``(size in bytes, CRC-32)`` of a file, as the manifest records each cache entry."""
     data = Path(path).read_bytes()
@@ -288,7 +284,7 @@ def _existing_entry(job: _Job, fingerprint: str) -> tuple[str, dict[str, np.ndar
             # the checksum covered the whole file: the statistics need only these two
             keys = ("mel", "features") if job.expected is not None else entry.files
             arrays = {key: entry[key] for key in keys}
-    except _DAMAGED_NPZ:
+    except DAMAGED_NPZ_ERRORS:
         return "damaged", None, data
     if job.expected is None and not {"audio", "mel", "features", "lpc"} <= set(arrays):
         return "damaged", None, data

@@ -146,6 +146,10 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
+    def __del__(self) -> None:  # a lock object dropped without release() lets go of the folder too
+        with contextlib.suppress(Exception):
+            self.release()
+
     def __enter__(self) -> RunLock:
         self.acquire()
         return self
