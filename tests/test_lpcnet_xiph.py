@@ -309,6 +309,86 @@ def test_xiph_feature_file_round_trip_and_layout(tmp_path, slt_root):
         read_xiph_features(tmp_path / "bad.f32")
 
 
+def _xiph_analysis_windows(pcm: np.ndarray, writer: str) -> np.ndarray:
+    """The samples each row of xiph's feature file is analysed on, by xiph's own buffering ``(rows, 320)``.
+
+    Transcribed from xiph/LPCNet ``src/``: ``dump_data.c`` (main loop: ``x[i] = tmp[i]``, then
+    ``fread(tmp, ...)``, a short read ends the loop, then ``compute_frame_features(st, x)``),
+    ``lpcnet_demo.c`` (``MODE_FEATURES``: ``fread(pcm, ...)``, then
+    ``lpcnet_compute_single_frame_features``), and ``lpcnet_enc.c`` ``frame_analysis`` (the window is
+    ``analysis_mem`` — the last ``OVERLAP_SIZE`` samples handed over — followed by the new frame).
+    """
+    frame_size, overlap_size = 160, 160  # src/freq.h: FRAME_SIZE, OVERLAP_SIZE
+    analysis_mem, tmp, rows = np.zeros(overlap_size), np.zeros(frame_size), []
+    for start in range(0, len(pcm) - frame_size + 1, frame_size):  # every full read
+        read = pcm[start:start + frame_size]
+        if writer == "dump_data":
+            x, tmp = tmp, read  # the frame read one iteration before
+        else:
+            x = read
+        rows.append(np.concatenate([analysis_mem, x]))
+        analysis_mem = x[frame_size - overlap_size:]
+    return np.array(rows)
+
+
+@pytest.mark.parametrize(("writer", "delay"), [("dump_data", 240), ("lpcnet_demo", 80)])
+def test_xiph_feature_delay_follows_xiphs_window_positions(writer, delay):
+    """Our analysis of the recording delayed by the documented delay windows exactly xiph's samples."""
+    from vocoder.data import xiph_feature_delay
+    from vocoder.dsp._bark import _frames, analysis_window
+
+    assert xiph_feature_delay(writer) == delay
+    pcm = np.random.default_rng(3).standard_normal(160 * 12 + 37)  # not a whole number of frames
+    xiph = _xiph_analysis_windows(pcm, writer)
+    assert xiph.shape == (12, 320)  # both programs write one row per full 10 ms frame read
+    ours = _frames(np.concatenate([np.zeros(delay), pcm]), len(xiph))
+    np.testing.assert_array_equal(ours, xiph * analysis_window())
+    # any other delay windows other samples
+    for other in (delay - 160, delay - 80, delay + 80):
+        shifted = _frames(np.concatenate([np.zeros(max(other, 0)), pcm[max(-other, 0):]]), len(xiph))
+        assert not np.allclose(shifted, xiph * analysis_window())
+    assert xiph_feature_delay("vocoder") == 0
+    with pytest.raises(ValueError, match="unknown xiph feature writer 'opus'"):
+        xiph_feature_delay("opus")
+
+
+class _FrameIndexVocoder:
+    """A stand-in LPCNet vocoder: frame ``k`` of the output holds ``k`` (to see which samples are kept)."""
+
+    conditioning_key = "features"
+    batched = True
+    sample_rate = 16000
+
+    class features:  # noqa: N801 - the attribute the synthesis run reads
+        hop_length = 160
+
+    def synthesize(self, conditioning, seed=0):
+        return [np.repeat(np.arange(len(c)), 160) / 1000.0 for c in conditioning]
+
+
+@pytest.mark.parametrize("writer", ["dump_data", "lpcnet_demo", "vocoder"])
+def test_xiph_files_are_synthesized_without_their_delay(tmp_path, writer):
+    import soundfile as sf
+
+    from vocoder.data import write_xiph_features, xiph_feature_delay
+    from vocoder.inference import SynthesisError, collect_inputs, synthesize_inputs
+
+    frames = 7
+    features = np.zeros((frames, 20), np.float32)
+    (tmp_path / "in").mkdir()
+    write_xiph_features(tmp_path / "in" / "utt.f32", features, np.zeros((frames, 16), np.float32))
+    report = synthesize_inputs(_FrameIndexVocoder(), collect_inputs(tmp_path / "in"), tmp_path / "out",
+                               xiph_writer=writer)
+    assert report.failed == []
+    audio, _ = sf.read(tmp_path / "out" / "utt.wav")
+    delay = xiph_feature_delay(writer)
+    expected = (np.repeat(np.arange(frames), 160) / 1000.0)[delay:]
+    assert len(audio) == frames * 160 - delay
+    np.testing.assert_allclose(audio, expected, atol=1 / 32768)
+    with pytest.raises(SynthesisError, match="xiph_writer: expected one of dump_data, lpcnet_demo, vocoder"):
+        synthesize_inputs(_FrameIndexVocoder(), [], tmp_path / "out", xiph_writer="opus")
+
+
 def test_earlier_pitch_correlation_stays_selectable(slt_root):
     import soundfile as sf
 

@@ -63,12 +63,16 @@ def link_atomic(source: Path, link: Path) -> None:
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
-        os.link(source, tmp)
-    except OSError:
-        import shutil
+        try:
+            os.link(source, tmp)
+        except OSError:
+            import shutil
 
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, link)
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, link)
+    except BaseException:  # e.g. a full disk during the copy: leave no partial temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(link.parent)
 
 

@@ -40,6 +40,10 @@ def run(cfg: DictConfig) -> int:
             fail(PROG, f"{key}: missing; give {key}=... (or export=FILE.pt to export the model)")
     if cfg.batch_size < 1:
         fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
+    from vocoder.data import XIPH_WRITERS
+
+    if cfg.xiph_writer not in XIPH_WRITERS:
+        fail(PROG, f"xiph_writer: expected one of {', '.join(XIPH_WRITERS)}, got {cfg.xiph_writer!r}")
     options = {"threads": cfg.threads} if cfg.threads else {}
     for key, default in (("tempering", "xiph"), ("backend", "fast")):  # LPCNet only: others reject them
         if cfg.get(key) not in (None, default):
@@ -61,6 +65,7 @@ def run(cfg: DictConfig) -> int:
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             progress=bar.update,
+            xiph_writer=cfg.xiph_writer,
         )
     if cfg.reference_dir:
         count = write_references(inputs, Path(cfg.reference_dir), vocoder.sample_rate)

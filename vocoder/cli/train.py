@@ -217,6 +217,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         run(cfg)
     except (ConfigError, CheckpointError, TrainingError, DataError) as exc:
         fail("vocoder-train", exc)
+    except OSError as exc:  # a write the trainer does not wrap itself (e.g. a cache folder on a full disk)
+        fail("vocoder-train", f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 
 
 def main() -> None:

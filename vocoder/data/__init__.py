@@ -49,15 +49,19 @@ from vocoder.data._splits import (
 from vocoder.data._xiph_features import (
     XIPH_FEATURES,
     XIPH_TOTAL_FEATURES,
+    XIPH_WRITERS,
     read_xiph_features,
     write_xiph_features,
+    xiph_feature_delay,
 )
 
 __all__ = [
     "XIPH_FEATURES",
     "XIPH_TOTAL_FEATURES",
+    "XIPH_WRITERS",
     "read_xiph_features",
     "write_xiph_features",
+    "xiph_feature_delay",
     "AugmentDraw",
     "AugmentSettings",
     "augment_waveform",

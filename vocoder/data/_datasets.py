@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +42,29 @@ def read_split(cache_dir: str | Path, split: str) -> list[str]:
     return ids
 
 
+#: What reading a damaged ``.npz`` raises: truncated (not a zip archive), a changed byte (bad CRC-32 of
+#: a member), a missing array, a short read.
+DAMAGED_NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+REPAIR_HINT = "rerun vocoder-prepare with the same data settings to recompute it"
+
+
+def _damage(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, KeyError):
+        text = f"no array {text}"
+    return text[:160]
+
+
 def load_utterance(cache_dir: str | Path, utterance_id: str) -> Utterance:
-    """Load one cache entry."""
+    """Load one cache entry.
+
+    Raises:
+        CacheError: the entry is missing or damaged (truncated, a changed byte, an array missing):
+            one line naming the file and how to repair it.
+    """
     path = Path(cache_dir) / "features" / f"{utterance_id}.npz"
+    if not path.is_file():
+        raise CacheError(f"{path}: cache entry missing; {REPAIR_HINT}")
     try:
         with np.load(path) as entry:
             return Utterance(
@@ -52,8 +74,8 @@ def load_utterance(cache_dir: str | Path, utterance_id: str) -> Utterance:
                 features=entry["features"].astype(np.float32),
                 lpc=entry["lpc"].astype(np.float32),
             )
-    except (OSError, KeyError, ValueError) as exc:
-        raise CacheError(f"{path}: unreadable cache entry ({exc}); re-run vocoder-prepare") from None
+    except DAMAGED_NPZ_ERRORS as exc:
+        raise CacheError(f"{path}: damaged cache entry ({_damage(exc)}); {REPAIR_HINT}") from None
 
 
 def load_stats(cache_dir: str | Path) -> dict[str, np.ndarray]:
@@ -61,8 +83,11 @@ def load_stats(cache_dir: str | Path) -> dict[str, np.ndarray]:
     path = Path(cache_dir) / "stats.npz"
     if not path.is_file():
         raise CacheError(f"{path}: statistics missing; run vocoder-prepare first")
-    with np.load(path) as stats:
-        return {key: stats[key].astype(np.float32) for key in stats.files}
+    try:
+        with np.load(path) as stats:
+            return {key: stats[key].astype(np.float32) for key in stats.files}
+    except DAMAGED_NPZ_ERRORS as exc:
+        raise CacheError(f"{path}: damaged statistics file ({_damage(exc)}); {REPAIR_HINT}") from None
 
 
 def load_manifest(cache_dir: str | Path) -> dict:

@@ -7,6 +7,31 @@ A file is raw native-endian float32, one row of ``NB_TOTAL_FEATURES`` = 36 float
 layout (:mod:`vocoder.dsp._lpcnet_features`), so these files drive our LPCNet directly — e.g. from a
 TTS front end trained to predict xiph's features. The LPC columns are optional on reading (synthesis
 recomputes the predictor from the cepstrum, as xiph's ``lpcnet_synthesize`` does).
+
+**Where xiph's rows lie in time.** Our frame ``k`` describes samples ``[160k, 160k + 160)`` and is
+analysed on the 320-sample window ``[160k − 80, 160k + 240)`` (:mod:`vocoder.dsp._bark`). xiph's
+row ``k`` is analysed on an earlier window, by a fixed number of samples, the *delay* of the file
+(:func:`xiph_feature_delay`), which follows from xiph's buffering (xiph/LPCNet, ``src/``):
+
+* ``frame_analysis`` (``lpcnet_enc.c``) windows ``[analysis_mem, in]``: the ``OVERLAP_SIZE`` = 160
+  samples before the frame it is given, then that frame (``FRAME_SIZE`` = 160; ``freq.h``). A frame
+  handed over as input samples ``[160j, 160j + 160)`` is thus analysed on ``[160j − 160, 160j + 160)``.
+* ``dump_data`` hands over the frame it read one iteration *before*: its loop copies ``x[i] = tmp[i]``
+  and only then reads the next frame into ``tmp`` (``dump_data.c``, the main loop), so row ``k``
+  analyses input frame ``j = k − 1`` (row 0: the zeros ``tmp`` starts with) on ``[160k − 320, 160k)``,
+  240 samples before our window ``[160k − 80, 160k + 240)``. Its training output agrees: the PCM it
+  writes for row ``k`` is that frame delayed by ``TRAINING_OFFSET`` = 80, samples ``[160k − 240,
+  160k − 80)``, 240 before our frame ``k``.
+* ``lpcnet_demo -features`` hands each frame over as it reads it (``lpcnet_demo.c``, ``MODE_FEATURES``:
+  ``fread`` then ``lpcnet_compute_single_frame_features``): row ``k`` analyses ``[160k − 160, 160k +
+  160)``, 80 samples before ours.
+
+Synthesizing row ``k`` as our frame ``k`` therefore gives output that is ``delay`` samples late; it is
+exact to drop the first ``delay`` output samples (``vocoder-synth`` does, per ``xiph_writer``), and what
+remains is aligned with the recording: output sample ``n`` is recording sample ``n``. Both programs
+write ``⌊N / 160⌋`` rows for ``N`` input samples, so the aligned output is ``delay`` samples shorter
+than ``160 ⌊N / 160⌋``. Files written by :func:`write_xiph_features` hold our frames at our positions
+(``writer="vocoder"``, delay 0).
 """
 
 from __future__ import annotations
@@ -23,10 +48,58 @@ XIPH_TOTAL_FEATURES = 36
 XIPH_FEATURES = 20
 XIPH_LPC_ORDER = 16
 
+#: xiph's ``FRAME_SIZE`` (``src/freq.h``: ``80*FRAME_SIZE_5MS``): samples per row, our hop.
+XIPH_FRAME_SIZE = 160
+#: xiph's ``OVERLAP_SIZE`` (``src/freq.h``: ``80*OVERLAP_SIZE_5MS``): samples of the previous frame in
+#: the analysis window (``frame_analysis`` in ``src/lpcnet_enc.c``: ``RNN_COPY(x, st->analysis_mem,
+#: OVERLAP_SIZE); RNN_COPY(&x[OVERLAP_SIZE], in, FRAME_SIZE)``).
+XIPH_OVERLAP_SIZE = 160
+#: Where our analysis window of frame ``k`` starts relative to ``160k`` (``vocoder.dsp._bark``: it
+#: covers ``[160k − 80, 160k + 240)``, centred on the frame).
+OUR_WINDOW_START = -XIPH_FRAME_SIZE // 2
+#: Frames by which each program hands a frame to the analysis after reading it: ``dump_data`` one
+#: (``src/dump_data.c`` main loop: ``x[i] = tmp[i]`` before ``fread(tmp, ...)``, then
+#: ``compute_frame_features(st, x)``), ``lpcnet_demo -features`` none (``src/lpcnet_demo.c``,
+#: ``MODE_FEATURES``: ``fread(pcm, ...)`` then ``lpcnet_compute_single_frame_features(net, pcm, ...)``);
+#: ``vocoder``: files of :func:`write_xiph_features`, at our own positions.
+XIPH_INPUT_LAG = {"dump_data": 1, "lpcnet_demo": 0}
+#: The programs whose files :func:`xiph_feature_delay` knows (``vocoder-synth xiph_writer=``).
+XIPH_WRITERS = ("dump_data", "lpcnet_demo", "vocoder")
+
+
+def xiph_feature_delay(writer: str = "dump_data") -> int:
+    """Samples by which the rows of a ``.f32`` file written by ``writer`` lie before our frames.
+
+    Row ``k`` of xiph's program is analysed on input samples starting at
+    ``160 (k − lag) − OVERLAP_SIZE`` (``lag`` = :data:`XIPH_INPUT_LAG`), ours at ``160k − 80``: the
+    delay is ``OVERLAP_SIZE − 80 + 160 · lag`` (module docstring). Synthesizing the rows as our frames
+    gives output this many samples late.
+
+    Args:
+        writer: ``dump_data`` (``dump_data -test`` / ``-train``), ``lpcnet_demo``
+            (``lpcnet_demo -features``) or ``vocoder`` (:func:`write_xiph_features`).
+
+    Returns:
+        240 for ``dump_data``, 80 for ``lpcnet_demo``, 0 for ``vocoder``.
+
+    Raises:
+        ValueError: an unknown ``writer``.
+    """
+    if writer not in XIPH_WRITERS:
+        raise ValueError(f"unknown xiph feature writer {writer!r}; expected one of {', '.join(XIPH_WRITERS)}")
+    if writer == "vocoder":
+        return 0
+    xiph_window_start = -XIPH_FRAME_SIZE * XIPH_INPUT_LAG[writer] - XIPH_OVERLAP_SIZE  # relative to 160k
+    return OUR_WINDOW_START - xiph_window_start
+
 
 def read_xiph_features(path: str | os.PathLike, floats_per_frame: int = XIPH_TOTAL_FEATURES
                        ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a xiph ``.f32`` feature file.
+    """Read a xiph ``.f32`` feature file, its rows as stored.
+
+    Row ``k`` lies :func:`xiph_feature_delay` samples before our frame ``k`` (240 for ``dump_data``'s
+    files, see the module docstring): synthesized as they are, the rows give output that many samples
+    late, and dropping that many leading output samples aligns it exactly (``vocoder-synth`` does).
 
     Args:
         path: the file.
@@ -57,6 +130,10 @@ def read_xiph_features(path: str | os.PathLike, floats_per_frame: int = XIPH_TOT
 
 def write_xiph_features(path: str | os.PathLike, features: np.ndarray, lpc: np.ndarray | None = None) -> Path:
     """Write features (and LPC) as a xiph 36-float-per-frame ``.f32`` file (atomically).
+
+    The rows are our frames at our positions (frame ``k`` describes samples ``[160k, 160k + 160)``),
+    not shifted to where ``dump_data`` would put them: read them back with
+    ``xiph_feature_delay("vocoder")`` = 0 (``vocoder-synth xiph_writer=vocoder``).
 
     Args:
         path: output file.

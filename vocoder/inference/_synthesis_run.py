@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,44 +52,67 @@ def collect_inputs(source: Path, split: str = "eval") -> list[tuple[str, Path]]:
     return [(p.stem, p) for p in files]
 
 
-def _conditioning(vocoder: Vocoder, path: Path) -> np.ndarray:
+def _conditioning(vocoder: Vocoder, path: Path, xiph_writer: str = "dump_data") -> tuple[np.ndarray, int]:
+    """The conditioning of one input and the leading output samples to drop to align it (xiph files)."""
     if path.suffix.lower() == ".f32":  # xiph LPCNet features, 36 floats per frame
-        from vocoder.data import DataError, read_xiph_features
+        from vocoder.data import DataError, read_xiph_features, xiph_feature_delay
 
         if vocoder.conditioning_key != "features":
             raise SynthesisError(f"{path}: xiph .f32 features drive LPCNet checkpoints only")
         try:
-            return read_xiph_features(path)[0]
+            features = read_xiph_features(path)[0]
         except DataError as exc:
             raise SynthesisError(str(exc)) from None
+        delay = xiph_feature_delay(xiph_writer)
+        if features.shape[0] * vocoder.features.hop_length <= delay:
+            raise SynthesisError(f"{path}: {features.shape[0]} frame(s) hold no audio after the "
+                                 f"{delay}-sample delay of {xiph_writer}'s rows")
+        return features, delay
     if path.suffix == ".npz":
         try:
             with np.load(path) as entry:
-                return entry[vocoder.conditioning_key].astype(np.float32)
-        except (OSError, KeyError, ValueError) as exc:
+                return entry[vocoder.conditioning_key].astype(np.float32), 0
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise SynthesisError(f"{path}: no usable '{vocoder.conditioning_key}' array ({exc})") from None
     from vocoder.data import load_audio
 
     wave = load_audio(path, vocoder.sample_rate, min_samples=4 * vocoder.features.hop_length)
-    return vocoder.analyze(wave)
+    return vocoder.analyze(wave), 0
 
 
 def synthesize_inputs(vocoder: Vocoder, inputs: list[tuple[str, Path]], output_dir: Path, batch_size: int = 8,
-                      seed: int = 0, progress: Callable[[int], None] | None = None) -> SynthesisReport:
-    """Synthesize every input (bad ones are reported by name and skipped) into ``output_dir``."""
-    from vocoder.data import DataError
+                      seed: int = 0, progress: Callable[[int], None] | None = None,
+                      xiph_writer: str = "dump_data") -> SynthesisReport:
+    """Synthesize every input (bad ones are reported by name and skipped) into ``output_dir``.
 
+    Args:
+        vocoder: the loaded vocoder.
+        inputs: ``(utterance id, file)`` pairs (:func:`collect_inputs`).
+        output_dir: where ``<id>.wav`` and ``synthesis.json`` go.
+        batch_size: utterances per synthesis call (batched vocoders).
+        seed: sampling seed.
+        progress: called with the number of inputs done.
+        xiph_writer: the program that wrote the ``.f32`` inputs (``dump_data``, ``lpcnet_demo`` or
+            ``vocoder``): its rows lie :func:`vocoder.data.xiph_feature_delay` samples before ours,
+            and that many leading output samples are dropped, so that the output lines up with the
+            recording.
+    """
+    from vocoder.data import XIPH_WRITERS, DataError
+
+    if xiph_writer not in XIPH_WRITERS:
+        raise SynthesisError(f"xiph_writer: expected one of {', '.join(XIPH_WRITERS)}, got {xiph_writer!r}")
     output_dir.mkdir(parents=True, exist_ok=True)
     report = SynthesisReport()
-    pending: list[tuple[str, np.ndarray]] = []
+    pending: list[tuple[str, np.ndarray, int]] = []
 
     def flush() -> None:
         if not pending:
             return
         start = time.perf_counter()
-        waves = vocoder.synthesize([c for _, c in pending], seed=seed)
+        waves = vocoder.synthesize([c for _, c, _ in pending], seed=seed)
         report.synthesis_seconds += time.perf_counter() - start
-        for (uid, _), wave in zip(pending, waves, strict=True):
+        for (uid, _, delay), wave in zip(pending, waves, strict=True):
+            wave = wave[delay:]
             path = output_dir / f"{uid}.wav"
             tmp = path.with_name(f".{path.name}.tmp")
             sf.write(tmp, np.clip(wave, -1.0, 1.0), vocoder.sample_rate, subtype="PCM_16", format="WAV")
@@ -100,7 +125,7 @@ def synthesize_inputs(vocoder: Vocoder, inputs: list[tuple[str, Path]], output_d
 
     for uid, path in inputs:
         try:
-            pending.append((uid, _conditioning(vocoder, path)))
+            pending.append((uid, *_conditioning(vocoder, path, xiph_writer)))
         except (SynthesisError, DataError) as exc:
             report.failed.append((uid, str(exc)))
             if progress:

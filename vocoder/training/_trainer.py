@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import re
 import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -34,6 +36,7 @@ from vocoder.training._frozen import frozen_parameters_in
 from vocoder.training._memory import retain_freed_memory
 from vocoder.training._module import TrainingModule
 from vocoder.training._run_dir import find_resumable, prune_step_checkpoints, rng_state, set_rng_state
+from vocoder.training._run_lock import RunDirectoryBusy, RunLock
 from vocoder.training._sampler import ResumableSampler
 
 #: ``trainer.precision`` and ``trainer.progress`` choices (see :class:`TrainerSettings`).
@@ -43,6 +46,60 @@ TRAINER_PROGRESS = ("auto", "bar", "log")
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message is one line saying why and what was saved."""
+
+
+def _os_reason(exc: OSError) -> str:
+    """A short reason for a failed write (``no space left on device`` for ENOSPC)."""
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    return (exc.strerror or str(exc) or type(exc).__name__).strip().splitlines()[0]
+
+
+def _failed_write(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind a failed write, also when torch's zip writer raised its own error on top.
+
+    ``torch.save`` into a file whose disk fills up raises the ``OSError`` of the write, and then, while
+    closing its archive, a ``RuntimeError`` ("enforce fail at inline_container.cc") with the
+    ``OSError`` as its context. Returns ``None`` for an exception that is not a failed write.
+    """
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and ("PytorchStreamWriter" in text or "inline_container" in text):
+        return OSError(errno.EIO, f"the file could not be written ({text.strip().splitlines()[0][:120]})")
+    return None
+
+
+def _is_tensorboard_writer_thread(thread: threading.Thread | None) -> bool:
+    return thread is not None and type(thread).__name__ == "_AsyncWriterThread" and \
+        type(thread).__module__.startswith("tensorboard.")
+
+
+@contextlib.contextmanager
+def _quiet_tensorboard_thread_errors():
+    """Keep a failed write in TensorBoard's writer thread (e.g. a full disk) from printing a traceback.
+
+    The thread keeps the exception and the writer raises it again in this thread at its next call,
+    where the trainer reports it in one line; only that thread's ``OSError`` is silenced.
+    """
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if issubclass(args.exc_type, OSError) and _is_tensorboard_writer_thread(args.thread):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        if threading.excepthook is hook:
+            threading.excepthook = previous
 
 
 @dataclass
@@ -193,6 +250,9 @@ class Trainer:
         self.scheduler = None
         self.ema: EMA | None = None
         self.writer = None
+        self._run_lock: RunLock | None = None
+        # the checkpoint a rerun of the same command resumes from: (path, step), None before the first
+        self._last_good: tuple[Path, int] | None = None
 
     # ----------------------------------------------------------------------------- set-up
     def _setup(self) -> None:
@@ -203,6 +263,7 @@ class Trainer:
         self.dist = init_distributed(self.device.type)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
+        self._lock_out_dir()
         torch.manual_seed(settings.seed + self.dist.rank)
         np.random.seed((settings.seed + self.dist.rank) % 2**32)
         import random
@@ -229,24 +290,112 @@ class Trainer:
         else:
             self.train_forward = self.module
         if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(self.out_dir / "tb"), purge_step=self.step + 1)
+            tb_dir = self.out_dir / "tb"
+            try:
+                self.writer = SummaryWriter(log_dir=str(tb_dir), purge_step=self.step + 1)
+            except OSError as exc:
+                raise TrainingError(f"cannot write TensorBoard events to {tb_dir}: {_os_reason(exc)}; "
+                                    f"{self._rerun_hint()}") from None
             if self.step == 0:
                 import yaml
 
                 text = yaml.safe_dump(self.config, sort_keys=False)
-                self.writer.add_text("config", "```\n" + text + "\n```", 0)
+                self._tensorboard("add_text", "config", "```\n" + text + "\n```", 0)
+
+    def _lock_out_dir(self) -> None:
+        """Rank 0 locks ``out_dir`` (:class:`RunLock`); every rank stops when it could not.
+
+        Only rank 0 writes into the run folder, so its lock stands for the whole job; the other ranks
+        learn the outcome through one all-reduce and stop with it (rank 0's line names the holder).
+        """
+        refused = None
+        if self.dist.is_main:
+            lock = RunLock(self.out_dir)
+            try:
+                lock.acquire()
+            except RunDirectoryBusy as exc:
+                refused = str(exc)
+            except OSError as exc:
+                refused = f"trainer.out_dir={self.out_dir}: cannot create the run folder ({_os_reason(exc)})"
+            else:
+                self._run_lock = lock
+                self._remove_stale_temporaries()
+        if any_rank(refused is not None, self.dist, self.device):
+            raise TrainingError(refused or f"trainer.out_dir={self.out_dir}: rank 0 could not take the run "
+                                           "folder (its message says why)")
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files a killed run left in the run folder (safe: this process holds its lock)."""
+        for folder, pattern in ((self.checkpoint_dir, ".*.tmp"), (self.out_dir, "config.yaml.tmp")):
+            if folder.is_dir():
+                for leftover in folder.glob(pattern):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+
+    def _release_out_dir(self) -> None:
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
+
+    def _rerun_hint(self) -> str:
+        """What a rerun of the same command does: resume from the last good checkpoint, or start again."""
+        if self._last_good is None:
+            return "no checkpoint of this run was saved yet; free some space and rerun the same command"
+        path, step = self._last_good
+        rerun = ("rerun the same command" if self.settings.resume == "auto"
+                 else f"rerun with trainer.resume={path}")  # never / another file would not pick it up
+        return (f"the last good checkpoint is {path} (step {step}); free some space and {rerun} to resume "
+                "from it")
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        """A failed write of ``path`` (full disk, quota, I/O error) → one :class:`TrainingError` line."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            failure = _failed_write(exc)
+            if failure is None:
+                raise
+            raise TrainingError(f"cannot write {path}: {_os_reason(failure)}; {self._rerun_hint()}") from None
+
+    def _tensorboard(self, method: str, *args, **kwargs) -> None:
+        """``self.writer.<method>(...)``; a failed write warns once, and training goes on without it."""
+        if self.writer is None:
+            return
+        try:
+            getattr(self.writer, method)(*args, **kwargs)
+        except OSError as exc:
+            writer, self.writer = self.writer, None
+            with contextlib.suppress(Exception):
+                writer.close()
+            self.log(f"warning: cannot write TensorBoard events to {self.out_dir / 'tb'} "
+                     f"({_os_reason(exc)}); training goes on without them and still saves checkpoints")
+
+    def _close_tensorboard(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except OSError as exc:
+            self.log(f"warning: the last TensorBoard events could not be written to {self.out_dir / 'tb'} "
+                     f"({_os_reason(exc)})")
 
     def _write_config(self) -> None:
         import yaml
 
         path = self.out_dir / "config.yaml"
         tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        tmp.replace(path)
+        with self._writing(path):
+            try:
+                tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
+                tmp.replace(path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def _maybe_resume(self) -> bool:
         resume = self.settings.resume
@@ -260,6 +409,7 @@ class Trainer:
         else:
             path, state = Path(resume), load_checkpoint(resume)
         self.load_state(state, path)
+        self._last_good = (Path(path), self.step)
         if self.dist.is_main:
             self.log(f"resumed from {path} at step {self.step}")
         return True
@@ -342,12 +492,23 @@ class Trainer:
         self.module.load_extra_state(state.get("module", {}))
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``step_<8-digit step>.pt`` atomically, point ``last.pt`` at it, prune old ones (rank 0)."""
+        """Write ``step_<8-digit step>.pt`` atomically, point ``last.pt`` at it, prune old ones (rank 0).
+
+        Raises:
+            TrainingError: a file could not be written (e.g. a full disk): one line naming it and the
+                last good checkpoint, which stays intact (the new file is written beside it and renamed).
+        """
         if not self.dist.is_main:
             return None
-        path = save_atomic(self.state_dict(), self.checkpoint_dir / f"step_{self.step:08d}.pt")
-        link_atomic(path, self.checkpoint_dir / "last.pt")
-        prune_step_checkpoints(self.checkpoint_dir, self.settings.keep_last)
+        path = self.checkpoint_dir / f"step_{self.step:08d}.pt"
+        with self._writing(path):
+            save_atomic(self.state_dict(), path)
+        last = self.checkpoint_dir / "last.pt"
+        with self._writing(last):
+            link_atomic(path, last)
+        self._last_good = (path, self.step)
+        with self._writing(self.checkpoint_dir):
+            prune_step_checkpoints(self.checkpoint_dir, self.settings.keep_last)
         return path
 
     # ----------------------------------------------------------------------------- signals
@@ -411,14 +572,17 @@ class Trainer:
         """Train until ``max_steps`` (or a stop signal); returns the last logged scalars."""
         clean = False
         try:
-            self._setup()
-            with self._stop_on_signals():
-                result = self._loop()
-            clean = True
-            return result
+            with _quiet_tensorboard_thread_errors():
+                try:
+                    self._setup()
+                    with self._stop_on_signals():
+                        result = self._loop()
+                    clean = True
+                    return result
+                finally:
+                    self._close_tensorboard()
         finally:
-            if self.writer is not None:
-                self.writer.close()
+            self._release_out_dir()
             shutdown_distributed(clean=clean)
 
     def _loop(self) -> dict[str, float]:
@@ -516,7 +680,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         for name, value in scalars.items():
-            self.writer.add_scalar(name, value, self.step)
+            self._tensorboard("add_scalar", name, value, self.step)
         summary = f"loss {scalars.get('loss/total', math.nan):.4f} lr {scalars['lr']:.2e}"
         if show_bar:
             bar.set_postfix_str(summary)
@@ -556,10 +720,12 @@ class Trainer:
             forked.__exit__(None, None, None)
         means = {name: value / max(batches, 1) for name, value in sums.items()}
         for name, value in means.items():
-            self.writer.add_scalar(f"valid/{name}", value, self.step)
+            self._tensorboard("add_scalar", f"valid/{name}", value, self.step)
         if means.get("total", math.inf) < self.best_valid:
             self.best_valid = means["total"]
-            save_atomic(self.state_dict(), self.checkpoint_dir / "best.pt")
+            best = self.checkpoint_dir / "best.pt"
+            with self._writing(best):
+                save_atomic(self.state_dict(), best)
         self.log(f"step {self.step} validation: " + " ".join(f"{k} {v:.4f}" for k, v in means.items()))
         return means
 
@@ -577,12 +743,13 @@ class Trainer:
 
         for example in examples:
             audio = np.clip(example.audio, -1, 1).astype(np.float32)
-            self.writer.add_audio(f"audio/{example.name}", audio[None], self.step, example.sample_rate)
+            self._tensorboard("add_audio", f"audio/{example.name}", audio[None], self.step,
+                              example.sample_rate)
             if self.step == self.settings.audio_every:
                 reference = np.clip(example.reference, -1, 1).astype(np.float32)
-                self.writer.add_audio(f"audio/{example.name}_natural", reference[None], self.step,
-                                      example.sample_rate)
+                self._tensorboard("add_audio", f"audio/{example.name}_natural", reference[None], self.step,
+                                  example.sample_rate)
             image = mel_comparison_image(example.reference, example.audio, example.sample_rate)
-            self.writer.add_image(f"mel/{example.name}", image, self.step, dataformats="HWC")
+            self._tensorboard("add_image", f"mel/{example.name}", image, self.step, dataformats="HWC")
             for name, value in example.scalars.items():
-                self.writer.add_scalar(f"examples/{name}", value, self.step)
+                self._tensorboard("add_scalar", f"examples/{name}", value, self.step)
