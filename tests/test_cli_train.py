@@ -11,9 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from vocoder.cli._hydra import CONFIG_DIR, register_resolvers
-from vocoder.cli._validate import ConfigError
-from vocoder.cli.train import validate
+from vocoder.config import CONFIG_DIR, register_resolvers, validate_train_config
+from vocoder.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p.stem for p in (CONFIG_DIR / "recipe").glob("*.yaml"))
@@ -31,9 +30,9 @@ def test_every_recipe_composes_and_validates(recipe):
     if OmegaConf.to_container(cfg.loss).get("teacher_checkpoint", "") in (None, "???"):
         # the dry run builds the training module: a missing teacher is found before any work
         with pytest.raises(ConfigError, match="^loss.teacher_checkpoint: not set"):
-            validate(cfg)
+            validate_train_config(cfg)
         return
-    validate(cfg)
+    validate_train_config(cfg)
     assert cfg.name == recipe
     assert cfg.trainer.out_dir == f"exp/{recipe}"
 
@@ -55,7 +54,7 @@ def test_every_recipe_composes_and_validates(recipe):
 def test_config_errors_are_one_line_naming_the_key(override, message):
     cfg = _compose("recipe=demo", override)
     with pytest.raises(ConfigError) as info:
-        validate(cfg)
+        validate_train_config(cfg)
     text = str(info.value)
     assert "\n" not in text and message in text
 

@@ -133,7 +133,7 @@ def test_every_group_is_swept():
     """A config group added to ``configs/train.yaml`` gets its impossible values here too."""
     from omegaconf import OmegaConf
 
-    from vocoder.cli._hydra import CONFIG_DIR
+    from vocoder.config import CONFIG_DIR
 
     entries = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "train.yaml").defaults)
     groups = {key for entry in entries if isinstance(entry, dict) for key in entry} - {"recipe"}

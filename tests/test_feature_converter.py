@@ -16,8 +16,8 @@ import torch
 from hydra.utils import instantiate
 
 from vocoder.checkpoints import CheckpointError
-from vocoder.cli._validate import ConfigError
 from vocoder.data import FeatureSettings, load_stats, load_utterance, prepare_corpus, read_split
+from vocoder.errors import ConfigError
 from vocoder.losses import MGELoss, delta_windows, normalize_windows
 from vocoder.models import FeatureConverter
 from vocoder.training import MGEFeatureTask, Trainer, TrainerSettings, load_feature_converter
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """The first 8 utterances of the embedded sample corpus prepared into a fresh cache (5/2/1)."""
-    from vocoder.cli._hydra import SAMPLE_DIR
+    from vocoder.config import SAMPLE_DIR
 
     cache_dir = tmp_path_factory.mktemp("cache")
     prepare_corpus(
@@ -427,7 +427,7 @@ def test_loading_a_foreign_checkpoint_is_one_line(cache, tmp_path):
 def _compose(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from vocoder.cli._hydra import CONFIG_DIR, register_resolvers
+    from vocoder.config import CONFIG_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
@@ -436,12 +436,12 @@ def _compose(*overrides: str):
 
 @pytest.mark.parametrize("overrides", [(), ("data=sample",)])
 def test_slt_mge_mel_recipe_builds_the_mge_task(cache, overrides):
-    from vocoder.cli.train import _without, validate
+    from vocoder.config import validate_train_config, without_keys
 
     cfg = _compose(*overrides)
-    validate(cfg)
+    validate_train_config(cfg)
     assert cfg.name == "slt_mge_mel" and cfg.data.name == (overrides[0][5:] if overrides else "slt")
-    factory = instantiate(_without(cfg.loss, "weights"), _partial_=True, _convert_="all")
+    factory = instantiate(without_keys(cfg.loss, "weights"), _partial_=True, _convert_="all")
     task = factory(model=instantiate(cfg.model, _convert_="all"), cache_dir=str(cache), features=FEATURES)
     assert isinstance(task, MGEFeatureTask) and task.terms == ("mge", "mse_static", "lsd_db")
     assert isinstance(task.mge_loss, MGELoss) and task.mge_loss.windows == (

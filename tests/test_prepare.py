@@ -355,7 +355,7 @@ def test_interruption_leaves_only_complete_entries(sample_root, tmp_path, monkey
 
 
 def test_ensure_prepared_from_a_data_config(sample_root, tmp_path):
-    from vocoder.cli._schema import DataConfig, SplitsConfig
+    from vocoder.config import DataConfig, SplitsConfig
 
     data = DataConfig(
         root=str(sample_root),
@@ -430,7 +430,7 @@ def test_cli_config_errors_are_one_line(tmp_path, override, expected):
 def _compose(*overrides: str):
     from hydra import compose, initialize_config_dir
 
-    from vocoder.cli._hydra import CONFIG_DIR, register_resolvers
+    from vocoder.config import CONFIG_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
@@ -475,8 +475,8 @@ def _compose(*overrides: str):
     ],
 )
 def test_data_config_validation(override, message):
-    from vocoder.cli._schema import validate_data
-    from vocoder.cli._validate import ConfigError
+    from vocoder.config import validate_data
+    from vocoder.errors import ConfigError
 
     overrides = ["data=sample", override] + (
         ["data.speaker=kathleen"] if override == "data.root=null" else []
@@ -488,7 +488,7 @@ def test_data_config_validation(override, message):
 
 @pytest.mark.parametrize("data", ["slt", "sample"])
 def test_shipped_data_configs_are_valid(data):
-    from vocoder.cli._schema import validate_data
+    from vocoder.config import validate_data
 
     config = validate_data(_compose(f"data={data}").data)
     assert config.feature_settings() == FeatureSettings()

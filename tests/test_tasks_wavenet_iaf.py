@@ -12,7 +12,6 @@ import torch
 from hydra.utils import instantiate
 
 from vocoder.checkpoints import CheckpointError, load_checkpoint
-from vocoder.cli._validate import ConfigError
 from vocoder.data import (
     FeatureSettings,
     MelSegments,
@@ -23,6 +22,7 @@ from vocoder.data import (
     read_split,
 )
 from vocoder.dsp import log_mel_spectrogram
+from vocoder.errors import ConfigError
 from vocoder.inference import IAFVocoder, SynthesisError, WaveNetVocoder, load
 from vocoder.losses import ModSpecLoss, discretized_mix_logistic_nll, quantize_to_levels, stft_loss
 from vocoder.training import (
@@ -486,14 +486,13 @@ def _recipe_module(recipe: str, cache: Path, *overrides: str):
     """A recipe's training module built as ``vocoder-train`` builds it (Hydra partial + injected objects)."""
     from hydra import compose, initialize_config_dir
 
-    from vocoder.cli._hydra import CONFIG_DIR, register_resolvers
-    from vocoder.cli.train import _without, validate
+    from vocoder.config import CONFIG_DIR, register_resolvers, validate_train_config, without_keys
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="train", overrides=[f"recipe={recipe}", *overrides])
-    validate(cfg)
-    factory = instantiate(_without(cfg.loss, "weights"), _partial_=True, _convert_="all")
+    validate_train_config(cfg)
+    factory = instantiate(without_keys(cfg.loss, "weights"), _partial_=True, _convert_="all")
     return cfg, factory(
         model=instantiate(cfg.model, _convert_="all"), cache_dir=str(cache), features=FEATURES
     )

@@ -10,7 +10,13 @@ import torch
 
 from vocoder.dsp import mulaw_compress, mulaw_decode, mulaw_encode
 from vocoder.dsp._lpc_torch import lpc_predict_torch
-from vocoder.training import EMA, InverseDecayLR, MulawNoiseInjection, ResumableSampler, lpcnet_training_inputs
+from vocoder.training import (
+    EMA,
+    InverseDecayLR,
+    MulawNoiseInjection,
+    ResumableSampler,
+    lpcnet_training_inputs,
+)
 
 
 def _loop_predict(signal, lpc, hop, history):

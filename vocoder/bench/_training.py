@@ -72,7 +72,7 @@ def compose_recipe(recipe: str, overrides: Sequence[str] = ()):
     """
     from hydra import compose, initialize_config_dir
 
-    from vocoder.cli import CONFIG_DIR, register_resolvers
+    from vocoder.config import CONFIG_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
@@ -92,10 +92,10 @@ def prepare_recipe_data(recipe: str, overrides: Sequence[str] = ()) -> Path:
     Raises:
         vocoder.errors.ConfigError / vocoder.data.DataError: one-line messages.
     """
-    from vocoder.cli.train import validate
+    from vocoder.config import validate_train_config
     from vocoder.data import ensure_prepared
 
-    typed = validate(compose_recipe(recipe, overrides))
+    typed = validate_train_config(compose_recipe(recipe, overrides))
     return ensure_prepared(typed["data"], progress=False)
 
 
@@ -144,7 +144,7 @@ def _train(
     name: str, recipe: str, overrides: Sequence[str], threads: int, steps: int, out_dir: str | None
 ) -> RecipeTrainingResult:
     """:func:`train_recipe` at the current torch thread count."""
-    from vocoder.cli.train import build_trainer
+    from vocoder.config import build_trainer
 
     loop = [
         f"trainer.max_steps={2 * steps}",

@@ -24,8 +24,9 @@ import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vocoder.cli._hydra import CONFIG_DIR, fail, register_resolvers, run_cli
-from vocoder.cli._validate import ConfigError
+from vocoder.cli._hydra import fail, run_cli
+from vocoder.config import CONFIG_DIR, register_resolvers
+from vocoder.errors import ConfigError
 
 PROG = "vocoder-eval"
 MIN_SAMPLE_RATE = 8000  # PESQ-WB works at 16 kHz; below 8 kHz the pitch range (60–500 Hz) is not safe

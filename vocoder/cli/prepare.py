@@ -16,8 +16,9 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from vocoder.cli._hydra import CONFIG_DIR, fail, register_resolvers, run_cli
-from vocoder.cli._validate import ConfigError
+from vocoder.cli._hydra import fail, run_cli
+from vocoder.config import CONFIG_DIR, register_resolvers
+from vocoder.errors import ConfigError
 
 PROG = "vocoder-prepare"
 
@@ -26,7 +27,7 @@ register_resolvers()
 
 def run(cfg: DictConfig) -> None:
     """Validate ``cfg.data`` and prepare its feature cache; print what was written."""
-    from vocoder.cli._schema import validate_data
+    from vocoder.config import validate_data
     from vocoder.data import prepare_data
 
     data = validate_data(cfg.data)

@@ -8,7 +8,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from vocoder.cli._hydra import CONFIG_DIR, fail, register_resolvers, run_cli
+from vocoder.cli._hydra import fail, run_cli
+from vocoder.config import CONFIG_DIR, register_resolvers
 
 PROG = "vocoder-synth"
 register_resolvers()

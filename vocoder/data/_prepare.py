@@ -696,7 +696,7 @@ class SplitSizes(Protocol):
 
 
 class DataSource(Protocol):
-    """What :func:`prepare_data` reads from a data config (:class:`vocoder.cli._schema.DataConfig`)."""
+    """What :func:`prepare_data` reads from a data config (:class:`vocoder.config.DataConfig`)."""
 
     speaker: str
     root: str | None

@@ -32,7 +32,6 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-# defined below every layer (the lower layers raise it); re-exported here for the cli modules
 from vocoder.errors import ConfigError
 
 __all__ = [

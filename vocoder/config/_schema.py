@@ -1,7 +1,7 @@
 """Typed schemas of the config sections, checked before any work starts.
 
 Each section is merged into its dataclass with ``OmegaConf.structured`` (see
-:func:`vocoder.cli._validate.check_dataclass_section`): unknown keys and wrong types are reported
+:func:`vocoder.config.check_dataclass_section`): unknown keys and wrong types are reported
 there; impossible values are reported by the dataclasses' ``__post_init__`` as a one-line
 :class:`~vocoder.errors.ConfigError` naming the key.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vocoder.cli._validate import ConfigError, check_dataclass_section
+from vocoder.config._validate import ConfigError, check_dataclass_section
 from vocoder.data import ARCTIC_SPEAKERS, DEFAULT_BASE_URL, AugmentSettings, FeatureSettings
 
 # FeatureSettings is frozen (it is hashed into cache fingerprints) and OmegaConf cannot merge into
