@@ -239,11 +239,12 @@ def chromium() -> str:
                     "installed here (needs root and apt-get): apt-get install chromium, or set "
                     "VOCODER_TEST_CHROMIUM=/path/to/chromium")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "--no-install-recommends",
+    # about a minute on the 2-core VM; the time limits only stop a stuck download or lock
+    install = ["apt-get", "-o", "DPkg::Lock::Timeout=120", "install", "-y", "-q", "--no-install-recommends",
                "chromium"]
     log = []
-    update = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q"]
-    for command, timeout in ((install, 900), (update, 600), (install, 900)):
+    update = ["apt-get", "-o", "DPkg::Lock::Timeout=120", "update", "-q"]
+    for command, timeout in ((install, 420), (update, 300), (install, 420)):
         try:
             result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                                     stdin=subprocess.DEVNULL)
@@ -437,6 +438,10 @@ _TABLE = """Array.from(document.querySelectorAll("#score-table tbody tr"), (row)
   Array.from(row.cells, (cell) => cell.getAttribute("data-value")))"""
 
 _OVERFLOW = "[document.documentElement.scrollWidth, window.innerWidth]"
+_PLAYER_TOPS = ("Array.from(document.querySelectorAll('#utterance-1 .player'),"
+                " (p) => p.getBoundingClientRect().top)")
+_PLAYER_LEFTS = ("Array.from(document.querySelectorAll('#utterance-1 .player'),"
+                 " (p) => p.getBoundingClientRect().left)")
 
 
 def test_page_in_headless_chromium(report, served, browser, tmp_path):
@@ -454,9 +459,12 @@ def test_page_in_headless_chromium(report, served, browser, tmp_path):
     scroll_width, inner_width = browser.evaluate(_OVERFLOW)
     assert inner_width == 390 and scroll_width <= inner_width
     assert browser.screenshot(tmp_path / "page_390.png") == (390, 844)
-    table_scrolls = browser.evaluate("(() => { const s = document.querySelector('.table-scroll');"
-                                     " return [s.scrollWidth, s.clientWidth]; })()")
-    assert table_scrolls[0] >= table_scrolls[1]  # the wide table scrolls inside its own box
+    # the table is wider than a phone: it scrolls sideways inside its own box, not the page
+    box = browser.evaluate("(() => { const s = document.querySelector('.table-scroll');"
+                           " return [s.scrollWidth, s.clientWidth, getComputedStyle(s).overflowX]; })()")
+    assert box[0] > box[1] and box[2] == "auto", box
+    # the players stack, one per line
+    assert len(set(browser.evaluate(_PLAYER_LEFTS))) == 1
 
     # the sort: PESQ-WB best first, then reversed; MCD best (lowest) first
     rows = browser.evaluate(_TABLE)
@@ -479,6 +487,9 @@ def test_page_in_headless_chromium(report, served, browser, tmp_path):
     browser.open(served, 1280, 900, mobile=False)
     scroll_width, inner_width = browser.evaluate(_OVERFLOW)
     assert inner_width == 1280 and scroll_width <= inner_width
+    # an utterance's recording and its five systems side by side in one row
+    assert len(set(browser.evaluate(_PLAYER_TOPS))) == 1
+    assert len(set(browser.evaluate(_PLAYER_LEFTS))) == 1 + len(SYSTEMS) + len(ANCHORS)
     assert browser.screenshot(tmp_path / "page_1280.png") == (1280, 900)
 
     assert browser.problems() == []

@@ -203,9 +203,9 @@ th[aria-sort="ascending"] button::after { content: " ▲"; }
 th[aria-sort="descending"] button::after { content: " ▼"; }
 .tag { font-size: .75rem; font-weight: 400; color: var(--muted); margin-left: .35rem; }
 .utterance { border-top: 1px solid var(--line); padding: 1rem 0; }
-.players { display: grid; gap: .75rem;
+.players { display: grid; gap: .6rem;
            grid-template-columns: repeat(auto-fill, minmax(min(12rem, 100%), 1fr)); }
-.player { min-width: 0; margin: 0; padding: .5rem; border: 1px solid var(--line); border-radius: .4rem; }
+.player { min-width: 0; margin: 0; padding: .4rem; border: 1px solid var(--line); border-radius: .4rem; }
 .player.natural { border-color: var(--accent); }
 .player figcaption { font-weight: 600; margin-bottom: .25rem; }
 .player img { display: block; width: 100%; height: 5rem; object-fit: fill; border-radius: .2rem; }
