@@ -51,13 +51,15 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def _fake_scores(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int, analysis=None) -> dict:
-    """Deterministic numbers from the signals' difference (the page shows them; their meaning is untested)."""
+    """Deterministic numbers from the signals' difference (the page shows them; their meaning is untested).
+
+    The nearly exact copy (8-bit μ-law) gets no FPE, as when no frame is left to score: a missing value.
+    """
     length = min(len(reference), len(synthesized))
     error = float(np.mean((reference[:length] - synthesized[:length]) ** 2) / (np.mean(reference**2) + 1e-12))
-    scores = {"pesq_wb": 4.5 - 3.0 * min(error, 1.0), "stoi": 1.0 - 0.3 * min(error, 1.0),
-              "mcd_db": 1.0 + 10.0 * error, "vuv_error": min(error, 1.0) / 2, "gpe": min(error, 1.0) / 4,
-              "fpe_cents": 5.0 + 50.0 * error}
-    return scores
+    return {"pesq_wb": 4.5 - 3.0 * min(error, 1.0), "stoi": 1.0 - 0.3 * min(error, 1.0),
+            "mcd_db": 1.0 + 10.0 * error, "vuv_error": min(error, 1.0) / 2, "gpe": min(error, 1.0) / 4,
+            "fpe_cents": math.nan if error < 1e-3 else 5.0 + 50.0 * error}
 
 
 def _write_corpus(root: Path, sample_root: Path) -> tuple[Path, dict[str, Path]]:
@@ -176,9 +178,12 @@ def test_page_structure_audio_and_table(report):
         assert struct.unpack(">II", head[16:24]) == (int(img["width"]), int(img["height"]))
     # the score table: one row per system, the summary's means in data-value
     assert [row[0].replace("anchor", "").strip() for row in page.table_rows] == systems
-    table_values = [attrs["data-value"] for tag, attrs in tags if tag == "td"]
+    table_values = [math.nan if attrs["data-value"] == "" else float(attrs["data-value"])
+                    for tag, attrs in tags if tag == "td"]
     means = report["means"]
-    assert [float(v) for v in table_values] == [means[s][m] for s in systems for m in METRICS]
+    assert math.isnan(means["mulaw8"]["fpe_cents"])  # a missing score: empty data-value, "n/a"
+    np.testing.assert_array_equal(table_values, [means[s][m] for s in systems for m in METRICS])
+    assert page.table_rows[systems.index("mulaw8")][-1] == "n/a"
 
 
 def test_page_escapes_every_user_string(report):
@@ -482,6 +487,12 @@ def test_page_in_headless_chromium(report, served, browser, tmp_path):
     browser.click(f"#score-table thead th:nth-child({mcd_column + 1}) button")
     by_mcd = [float(row[mcd_column]) for row in browser.evaluate(_TABLE)]
     assert by_mcd == sorted(by_mcd)
+    # a missing score (n/a) stays last in either direction
+    fpe_column = 1 + METRICS.index("fpe_cents")
+    for direction in (sorted, lambda values: sorted(values, reverse=True)):
+        browser.click(f"#score-table thead th:nth-child({fpe_column + 1}) button")
+        by_fpe = [row[fpe_column] for row in browser.evaluate(_TABLE)]
+        assert by_fpe[-1] == "" and by_fpe[:-1] == [str(v) for v in direction(float(v) for v in by_fpe[:-1])]
 
     # a desktop
     browser.open(served, 1280, 900, mobile=False)
