@@ -34,6 +34,7 @@ from vocoder.evaluation import (
     stoi,
     summarize,
 )
+from vocoder.evaluation._page import to_pcm16
 
 SR = 16000
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,11 @@ def _harmonic(f0: float, seconds: float = 1.0) -> np.ndarray:
     x = (np.sin(2 * np.pi * f0 * np.outer(t, k)) / k).sum(axis=1)
     fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.02)
     return 0.3 * x * fade / np.abs(x).max()
+
+
+def _is_png_file(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def _is_png(path: Path) -> bool:
@@ -219,6 +225,16 @@ def test_report_writes_scores_summary_and_plots(sample_root, tmp_path, caplog):
     assert pngs == sorted(["distributions.png", *(f"{uid}_spectrogram.png" for uid in SHORT_IDS),
                            *(f"{uid}_ltas_f0.png" for uid in SHORT_IDS)])
     assert all(_is_png(out / "plots" / name) for name in pngs)
+    # the listening page plays what was scored: natural and vocoder wav of each utterance, as 16-bit PCM
+    assert (out / "index.html").is_file()
+    for uid in SHORT_IDS:
+        for system, folder in (("natural", ref), ("vocoder", hyp)):
+            page_wav = out / "audio" / system / f"{uid}.wav"
+            played, rate = sf.read(page_wav, dtype="int16")
+            assert rate == SR and sf.info(page_wav).subtype == "PCM_16"
+            np.testing.assert_array_equal(played, to_pcm16(load_audio(folder / f"{uid}.wav", SR)))
+            assert _is_png_file(out / "spectrograms" / system / f"{uid}.png")
+    assert not (out / "audio" / "vocoder" / "orphan.wav").exists()
 
 
 def test_report_with_anchors_and_without_plots(sample_root, tmp_path):
@@ -234,6 +250,13 @@ def test_report_with_anchors_and_without_plots(sample_root, tmp_path):
     with open(out / "scores.csv", newline="") as handle:
         assert [r["system"] for r in csv.DictReader(handle)] == ["vocoder", *ANCHORS]
     assert not (out / "plots").exists()
+    # the anchors' audio is kept for the listening page: exactly the signal that was scored, in 16 bits
+    natural = load_audio(ref / f"{SHORT_IDS[0]}.wav", SR)
+    for name, anchor in ANCHORS.items():
+        played, rate = sf.read(out / "audio" / name / f"{SHORT_IDS[0]}.wav", dtype="int16")
+        assert rate == SR
+        np.testing.assert_array_equal(played, to_pcm16(anchor(natural, SR)), err_msg=name)
+    assert sorted(p.name for p in (out / "audio").iterdir()) == sorted(["natural", "vocoder", *ANCHORS])
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -268,6 +291,9 @@ def test_cli_scores_a_degraded_copy(sample_root, tmp_path):
     assert "| system | PESQ-WB ↑ | STOI ↑ |" in result.stdout and "| vocoder |" in result.stdout
     assert str(out / "scores.csv") in result.stdout and str(out / "summary.md") in result.stdout
     assert str(out / "plots") in result.stdout
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert last_line.startswith(f"page:    {out / 'index.html'} (open it in a browser")
+    assert (out / "index.html").is_file()
     assert list(cwd.iterdir()) == []  # Hydra left nothing (no outputs/) in the working directory
     with open(out / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -280,7 +306,7 @@ def test_cli_scores_a_degraded_copy(sample_root, tmp_path):
 
 @pytest.fixture
 def run_eval(monkeypatch, capsys):
-    """Run ``vocoder-eval`` in this process; give (exit status, stdout, stderr).
+    """Run ``vocoder-eval`` in this process; give (exit status, stdout, stderr), status 0 for a finished run.
 
     Hydra reconfigures the root logger for its job: restore it so later tests are unaffected.
     """
@@ -290,10 +316,13 @@ def run_eval(monkeypatch, capsys):
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["vocoder-eval", *args])
         monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-        with pytest.raises(SystemExit) as exit_info:
+        try:
             eval_main()
+            status = 0  # a finished run returns; errors exit
+        except SystemExit as exit_info:
+            status = exit_info.code
         captured = capsys.readouterr()
-        return exit_info.value.code, captured.out, captured.err
+        return status, captured.out, captured.err
 
     yield run
     root.handlers[:] = saved[0]
@@ -312,6 +341,12 @@ def _bad_inputs(tmp_path: Path, sample_root: Path) -> dict[str, tuple[list[str],
     (broken / f"{SHORT_IDS[0]}.wav").write_bytes(b"RIFF....WAVEfmt definitely not audio")
     out = f"output_dir={tmp_path / 'out'}"
     unreadable = f"{SHORT_IDS[0]}.wav: not a readable audio"
+    disjoint = []
+    for uid in SHORT_IDS:  # two systems with one utterance each, not the same one
+        folder = tmp_path / f"only_{uid}"
+        folder.mkdir()
+        (folder / f"{uid}.wav").write_bytes((good / f"{uid}.wav").read_bytes())
+        disjoint.append(folder)
     return {
         "missing folder": ([f"ref={tmp_path / 'nope'}", f"hyp={good}", out], "nope: not a folder"),
         "empty folder": ([f"ref={good}", f"hyp={empty}", out], "empty: no .wav files"),
@@ -321,6 +356,17 @@ def _bad_inputs(tmp_path: Path, sample_root: Path) -> dict[str, tuple[list[str],
         "bad number": ([f"ref={good}", f"hyp={good}", out, "plots=many"], "plots:"),
         "negative workers": ([f"ref={good}", f"hyp={good}", out, "workers=0"], "workers: must be >= 1"),
         "unknown key": ([f"ref={good}", f"hyp={good}", out, "+anchor=true"], "anchor: unknown setting"),
+        "negative page": ([f"ref={good}", f"hyp={good}", out, "page=-1"], "page: must be >= 0"),
+        "hyp= and hyp.NAME=": ([f"ref={good}", f"hyp={good}", f"hyp.b={good}", out], "hyp: give one folder"),
+        "reserved name": ([f"ref={good}", f"hyp.world={good}", out], "hyp.world: 'world' names the anchor"),
+        "natural": ([f"ref={good}", f"hyp.natural={good}", out], "hyp.natural: 'natural' names the natural"),
+        "names by case": ([f"ref={good}", f"hyp.Fast={good}", f"hyp.fast={good}", out],
+                          "hyp.fast: differs from hyp.Fast only in case"),
+        "list of same names": ([f"ref={good}", f"hyp=[{good},{good}]", out],
+                               "hyp: two folders are named wav"),
+        "empty named folder": ([f"ref={good}", f"hyp.a={empty}", f"hyp.b={good}", out], "hyp.a="),
+        "no common utterance": ([f"ref={good}", f"hyp.a={disjoint[0]}", f"hyp.b={disjoint[1]}", out],
+                                "have no utterance (wav name with a reference) in common"),
     }
 
 
@@ -334,6 +380,38 @@ def test_cli_bad_inputs_are_one_line_errors(run_eval, tmp_path, sample_root):
         assert "Traceback" not in out, case
     assert not (tmp_path / "out" / "scores.csv").exists()
 
+
+def test_cli_compares_several_systems_on_their_common_utterances(run_eval, tmp_path, sample_root):
+    crop = slice(3000, 3000 + SR // 2)
+    ref = _write_corpus(tmp_path / "ref", sample_root, SHORT_IDS, crop, None)
+    fast = _write_corpus(tmp_path / "fast", sample_root, SHORT_IDS, crop, 20.0)
+    int8 = _write_corpus(tmp_path / "int8", sample_root, SHORT_IDS[:1], crop, 5.0)  # one utterance only
+    out = tmp_path / "report"
+    status, stdout, stderr = run_eval(f"ref={ref}", f"hyp.fast={fast}", f"hyp.int8={int8}",
+                                      f"output_dir={out}", "plots=1", "workers=1", "cache=false")
+    assert status == 0, stderr
+    assert ("are not in every hyp folder and are skipped (the systems are compared on the same "
+            f"utterances): {SHORT_IDS[1]}") in stdout
+    with open(out / "scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["utterance"], r["system"]) for r in rows] == [(SHORT_IDS[0], "fast"), (SHORT_IDS[0], "int8")]
+    pesq = {r["system"]: float(r["pesq_wb"]) for r in rows}
+    assert pesq["fast"] > pesq["int8"] + 0.3  # 20 dB vs 5 dB SNR
+    summary = (out / "summary.md").read_text()
+    assert "Scores over 1 utterances" in summary and "| fast |" in summary and "| int8 |" in summary
+    assert sorted(p.name for p in (out / "plots").glob("*_spectrogram.png")) == [
+        f"{SHORT_IDS[0]}_fast_spectrogram.png", f"{SHORT_IDS[0]}_int8_spectrogram.png"]
+    assert sorted(p.name for p in (out / "audio").iterdir()) == ["fast", "int8", "natural"]
+    assert stdout.strip().splitlines()[-1].startswith(f"page:    {out / 'index.html'}")
+    # a list of folders: the systems are named after them
+    status, stdout, stderr = run_eval(f"ref={ref}", f"hyp=[{int8},{fast}]",
+                                      f"output_dir={tmp_path / 'listed'}", "plots=0", "workers=1",
+                                      "cache=false")
+    assert status == 0, stderr
+    with open(tmp_path / "listed" / "scores.csv", newline="") as handle:
+        listed = list(csv.DictReader(handle))
+    assert [r["system"] for r in listed] == ["int8", "fast"]
+    assert {r["system"]: float(r["pesq_wb"]) for r in listed} == pytest.approx(pesq, rel=1e-12)
 
 
 def test_reference_analysis_is_shared_and_changes_no_score(sample_root, monkeypatch):
@@ -377,7 +455,8 @@ def test_reference_cache_reuses_analysis_and_anchor_scores(sample_root, tmp_path
     for seed, path in enumerate(sorted(ref.glob("*.wav"))):
         sf.write(hyp / path.name, _add_noise(sf.read(path)[0], 15.0, seed), SR, subtype="FLOAT")
     cache = tmp_path / "cache"
-    plain = evaluate_folders(ref, hyp, tmp_path / "plain", anchors=True, plots=0, workers=1)
+    plain = evaluate_folders(ref, hyp, tmp_path / "plain", anchors=True, plots=0, workers=1, page=0)
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["scores.csv", "summary.md"]  # no page
     first = evaluate_folders(ref, hyp, tmp_path / "first", anchors=True, plots=0, workers=1, cache_dir=cache)
     assert len(list(cache.glob("*.npz"))) == 2 and not list(cache.glob("*.tmp"))
     calls = {"harvest": 0, "anchors": 0}
@@ -395,6 +474,11 @@ def test_reference_cache_reuses_analysis_and_anchor_scores(sample_root, tmp_path
     monkeypatch.setattr(report, "ANCHORS", {name: no_anchor for name in ANCHORS})
     again = evaluate_folders(ref, hyp, tmp_path / "again", anchors=True, plots=0, workers=1, cache_dir=cache)
     assert calls == {"harvest": 2, "anchors": 0}  # the two synthesized files only
+    # the page's anchor audio came from the cache, sample for sample what the first run computed
+    for wav in sorted((tmp_path / "first" / "audio").rglob("*.wav")):
+        again_wav = tmp_path / "again" / wav.relative_to(tmp_path / "first")
+        np.testing.assert_array_equal(sf.read(again_wav, dtype="int16")[0], sf.read(wav, dtype="int16")[0])
+    assert len(list((tmp_path / "again" / "audio").rglob("*.wav"))) == 2 * (2 + len(ANCHORS))
     for means in (first, again):
         assert means.keys() == plain.keys()
         for system in plain:
@@ -404,6 +488,7 @@ def test_reference_cache_reuses_analysis_and_anchor_scores(sample_root, tmp_path
     entry = sorted(cache.glob("*.npz"))[0]
     entry.write_bytes(b"torn")
     monkeypatch.undo()
-    healed = evaluate_folders(ref, hyp, tmp_path / "healed", anchors=True, plots=0, workers=1, cache_dir=cache)
+    healed = evaluate_folders(ref, hyp, tmp_path / "healed", anchors=True, plots=0, workers=1,
+                              cache_dir=cache)
     assert healed["vocoder"]["mcd_db"] == pytest.approx(plain["vocoder"]["mcd_db"], rel=1e-12)
     assert entry.stat().st_size > 100

@@ -84,6 +84,9 @@ def test_stages_one_to_four_write_every_output(finished):
         systems = {row["system"] for row in csv.DictReader(stream)}
     assert {"world", "griffin_lim", "mulaw8"} <= {s.lower() for s in systems}  # anchors scored too
     assert "PESQ" in (exp / "report" / "summary.md").read_text()
+    page = exp / "report" / "index.html"
+    assert page.is_file()
+    assert proc.stdout.strip().splitlines()[-1] == f"listening page (open it in a browser): {page}"
 
 
 def test_second_run_skips_finished_stages(finished):
@@ -93,6 +96,7 @@ def test_second_run_skips_finished_stages(finished):
     assert proc.stdout.count("up to date") >= 2  # synthesis and report
     assert "already up to date 8" in proc.stdout  # the cache
     assert "step 1/" not in proc.stdout  # training resumed at max_steps: no new steps
+    assert proc.stdout.strip().splitlines()[-1].startswith("listening page (open it in a browser): ")
 
 
 @pytest.mark.parametrize(

@@ -106,4 +106,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   else
     vocoder-eval "ref=$exp/natural" "hyp=$exp/synth" "output_dir=$exp/report" anchors=true
   fi
+  if [ -f "$exp/report/index.html" ]; then
+    echo "listening page (open it in a browser): $exp/report/index.html"
+  fi
 fi

@@ -1,4 +1,4 @@
-"""Objective metrics, anchors, reports and plots."""
+"""Objective metrics, anchors, reports, plots and the listening page."""
 
 from vocoder.evaluation._anchors import ANCHORS, griffin_lim_from_mel, mulaw_8bit, world_resynthesis
 from vocoder.evaluation._cache import CACHE_VERSION, ReferenceCache, default_cache_dir
@@ -14,21 +14,25 @@ from vocoder.evaluation._metrics import (
     score_pair,
     stoi,
 )
+from vocoder.evaluation._page import NATURAL, write_listening_page
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 from vocoder.evaluation._report import (
+    DEFAULT_SYSTEM,
     EvaluationError,
     evaluate_folders,
-    markdown_table,
     pair_files,
-    summarize,
+    synthesized_systems,
 )
+from vocoder.evaluation._summary import markdown_table, summarize
 
 __all__ = [
     "CACHE_VERSION",
     "ReferenceAnalysis",
     "ReferenceCache",
     "ANCHORS",
+    "DEFAULT_SYSTEM",
     "METRICS",
+    "NATURAL",
     "EvaluationError",
     "PitchScores",
     "default_cache_dir",
@@ -48,5 +52,7 @@ __all__ = [
     "score_pair",
     "stoi",
     "summarize",
+    "synthesized_systems",
     "world_resynthesis",
+    "write_listening_page",
 ]

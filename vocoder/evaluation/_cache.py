@@ -2,8 +2,10 @@
 
 Scoring a vocoder needs the reference's mel-cepstra and harvest F0 (about half the work per utterance)
 and, with ``anchors=true``, three anchor resyntheses scored the same way (most of the rest). None of it
-depends on the vocoder, so every later ``vocoder-eval`` of the same recordings reuses it: one small
-``.npz`` per recording, keyed by a hash of its samples, the sample rate and :data:`CACHE_VERSION`.
+depends on the vocoder, so every later ``vocoder-eval`` of the same recordings reuses it: one ``.npz``
+per recording, keyed by a hash of its samples, the sample rate and :data:`CACHE_VERSION`. An utterance
+shown on the listening page also keeps its anchors' audio there (16-bit PCM: 2 bytes per sample and
+anchor), so the page does not cost the resyntheses again.
 Entries are written atomically, so concurrent workers and interrupted runs never leave a torn file; an
 unreadable entry is recomputed.
 """
@@ -82,6 +84,18 @@ class ReferenceCache:
 
     def store_anchor_scores(self, system: str, scores: dict[str, float], metrics: tuple[str, ...]) -> None:
         self._entry[f"anchor_{system}"] = np.array([scores[m] for m in metrics], dtype=np.float64)
+        self._dirty = True
+
+    def anchor_audio(self, system: str) -> np.ndarray | None:
+        """The cached audio of an anchor as 16-bit PCM, shape ``(len(reference),)`` int16, or ``None``."""
+        audio = self._entry.get(f"audio_{system}")
+        if audio is None or audio.dtype != np.int16 or audio.shape != (len(self.reference),):
+            return None
+        return audio
+
+    def store_anchor_audio(self, system: str, pcm: np.ndarray) -> None:
+        """Keep an anchor's audio (int16 samples, one per sample of the reference) for the listening page."""
+        self._entry[f"audio_{system}"] = np.asarray(pcm, dtype=np.int16)
         self._dirty = True
 
     def save(self) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vocoder.evaluation._metrics import METRICS
+
 
 def _figure():
     import matplotlib
@@ -46,8 +48,6 @@ def plot_spectrograms(reference: np.ndarray, synthesized: np.ndarray, sample_rat
 
 def plot_distributions(rows: list[dict], path: Path) -> Path:
     """One box plot per metric, one box per system."""
-    from vocoder.evaluation._metrics import METRICS
-
     plt = _figure()
     systems = list(dict.fromkeys(row["system"] for row in rows))
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 4))
