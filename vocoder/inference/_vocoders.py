@@ -10,13 +10,16 @@ from __future__ import annotations
 import abc
 import contextlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from vocoder.data import FeatureSettings
+
+if TYPE_CHECKING:  # the streams import this module
+    from vocoder.inference._streaming import SynthesisStream
 
 
 class SynthesisError(RuntimeError):
@@ -55,6 +58,16 @@ class Vocoder(abc.ABC):
     def copy_synthesize(self, waves: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
         """Analyze and resynthesize waveforms."""
         return self.synthesize([self.analyze(w) for w in waves], seed=seed)
+
+    def stream(self, seed: int = 0) -> SynthesisStream:
+        """A stream of one utterance: ``push(frames (T, C)) -> audio``, ``flush() -> audio``.
+
+        See :mod:`vocoder.inference._streaming`; its output is :meth:`synthesize` of the same frames.
+
+        Raises:
+            SynthesisError: this model family has no streaming synthesis.
+        """
+        raise SynthesisError(f"{type(self.model).__name__} has no streaming synthesis")
 
     @classmethod
     def from_checkpoint(
@@ -123,6 +136,13 @@ class LPCNetVocoder(Vocoder):
                                   tempering=self.tempering)
         hop = self.features.hop_length
         return [np.asarray(waves[i, : n * hop], dtype=np.float32) for i, n in enumerate(lengths)]
+
+    def stream(self, seed: int = 0) -> SynthesisStream:
+        """Frame-by-frame synthesis with this vocoder's backend and tempering: sample for sample
+        ``synthesize([frames], seed)`` whatever the pushes (delay: ``frame_context`` frames)."""
+        from vocoder.inference._streaming import LPCNetStream
+
+        return LPCNetStream(self.model, self.sample_rate, backend=self.backend, tempering=self.tempering, seed=seed)
 
 
 class _MelVocoder(Vocoder):
@@ -215,6 +235,13 @@ class IAFVocoder(_MelVocoder):
             waves = self.model.synthesize(net_input, seed=seed, segments=self.threads)
         hop = self.features.hop_length
         return [waves[i, : n * hop].float().cpu().numpy() for i, n in enumerate(lengths)]
+
+    def stream(self, seed: int = 0) -> SynthesisStream:
+        """Frame-by-frame synthesis: ``synthesize([mel], seed)`` up to float rounding whatever the
+        pushes (delay: the upsampler's look-ahead)."""
+        from vocoder.inference._streaming import IAFStream
+
+        return IAFStream(self.model, self.mel_mean, self.mel_std, self.sample_rate, seed=seed, threads=self.threads)
 
 
 #: model class name → vocoder class; model families register here
