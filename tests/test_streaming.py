@@ -232,7 +232,8 @@ class _Pipe(io.RawIOBase):
 
 def test_frame_reader_f32_and_npy(speech_features):
     xiph = np.concatenate([speech_features, np.ones((len(speech_features), 16), np.float32)], axis=1)
-    for data, kind in ((xiph.astype("<f4").tobytes(), "f32"), (_npy_bytes(speech_features.astype(">f8")), "npy")):
+    inputs = ((xiph.astype("<f4").tobytes(), "f32"), (_npy_bytes(speech_features.astype(">f8")), "npy"))
+    for data, kind in inputs:
         chunks = list(FrameReader(_Pipe(data, chunk=100), "pipe", 20))
         assert len(chunks) > 3, kind  # frames come as they arrive, not at the end
         np.testing.assert_array_equal(np.concatenate(chunks), speech_features)
@@ -252,8 +253,9 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 ])
 def test_frame_reader_refuses_bad_input_after_the_complete_frames(speech_features, case, message):
     frames = speech_features[:5]
+    xiph = np.concatenate([frames, np.zeros((5, 16), np.float32)], 1).astype("<f4").tobytes()
     data = {
-        "f32_truncated": np.concatenate([frames, np.zeros((5, 16), np.float32)], 1).astype("<f4").tobytes()[:3 * 144 + 8],
+        "f32_truncated": xiph[: 3 * 144 + 8],
         "npy_truncated": _npy_bytes(frames)[: -(80 + 4)],
         "npy_width": _npy_bytes(frames[:, :18]),
         "empty": b"",

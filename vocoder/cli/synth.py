@@ -83,7 +83,8 @@ def _stream(cfg: DictConfig) -> int:
     except SynthesisError as exc:
         fail(PROG, exc, status=1)
     seconds = report.samples / vocoder.sample_rate
-    first = "" if report.first_audio_seconds is None else f", first audio after {1000 * report.first_audio_seconds:.1f} ms"
+    first = ("" if report.first_audio_seconds is None
+             else f", first audio after {1000 * report.first_audio_seconds:.1f} ms")
     print(f"streamed {report.frames} frames to {'stdout' if target == '-' else target} ({output_format}): "
           f"{seconds:.2f} s of audio in {report.seconds:.2f} s (real-time factor "
           f"{report.seconds / seconds if seconds else float('nan'):.3f}{first}; delay {stream.delay_frames} "
@@ -95,7 +96,14 @@ def run(cfg: DictConfig) -> int:
     """Synthesize; returns the exit status (1 when some inputs failed)."""
     from tqdm.auto import tqdm
 
-    from vocoder.inference import CodedVocoder, FeatureCodec, collect_inputs, load, synthesize_inputs, write_references
+    from vocoder.inference import (
+        CodedVocoder,
+        FeatureCodec,
+        collect_inputs,
+        load,
+        synthesize_inputs,
+        write_references,
+    )
 
     if cfg.export:
         return _export(cfg)
@@ -110,7 +118,8 @@ def run(cfg: DictConfig) -> int:
         fail(PROG, "input=-: frames from standard input are streamed; give output=- (or output=FILE.wav)")
     for key in ("input", "output_dir"):
         if not cfg[key]:
-            fail(PROG, f"{key}: missing; give {key}=... (or output=- to stream, export=FILE.pt|.onnx to export)")
+            fail(PROG, f"{key}: missing; give {key}=... (or output=- to stream, export=FILE.pt|.onnx to "
+                       "export)")
     if cfg.batch_size < 1:
         fail(PROG, f"batch_size: must be >= 1, got {cfg.batch_size}")
     options = _vocoder_options(cfg)

@@ -8,9 +8,10 @@ from vocoder.inference._export import (
     ScriptedIAFSynthesizer,
     export_onnx,
     export_torchscript,
+    onnx_bytes,
 )
-from vocoder.inference._lpcnet_frames import PackedFrameNetwork, frame_network_terms, pack_frame_network
 from vocoder.inference._lpcnet_fast import PackedLPCNet, lpcnet_synthesize, pack_lpcnet, synthesize_fast
+from vocoder.inference._lpcnet_frames import PackedFrameNetwork, frame_network_terms, pack_frame_network
 from vocoder.inference._lpcnet_int8 import PackedLPCNetInt8, pack_lpcnet_int8, synthesize_int8
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,
@@ -70,6 +71,7 @@ __all__ = [
     "export_torchscript",
     "frame_network_terms",
     "load",
+    "onnx_bytes",
     "lpcnet_synthesize",
     "pack_frame_network",
     "pack_lpcnet",

@@ -196,6 +196,57 @@ class ONNXLPCNetFrameNetwork(nn.Module):
         return conditioning, gru_a_frame, gru_b_frame
 
 
+def onnx_bytes(module: nn.Module, sample_rate: int, opset: int = 17) -> bytes:
+    """Serialize an :class:`ONNXIAFSynthesizer` or :class:`ONNXLPCNetFrameNetwork` as an ONNX model.
+
+    Batch and time are dynamic axes; the metadata holds ``family``, ``sample_rate`` and ``hop_length``.
+
+    Args:
+        module: the module to export (float32, eval mode).
+        sample_rate: output rate of the vocoder, in Hz (metadata).
+        opset: ONNX opset.
+
+    Returns:
+        The checked model's bytes (``onnxruntime.InferenceSession(data)`` takes them as they are).
+    """
+    import onnx
+
+    if isinstance(module, ONNXIAFSynthesizer):
+        student = module.student
+        hop, frames = student.hop_length, 3
+        example: tuple[torch.Tensor, ...] = (torch.zeros(1, frames, student.n_mels),
+                                             torch.zeros(1, frames * hop))
+        inputs, outputs = ["mel", "noise"], ["waveform"]
+        axes = {"mel": {0: "batch", 1: "frames"}, "noise": {0: "batch", 1: "samples"},
+                "waveform": {0: "batch", 1: "samples"}}
+        family = "IAFStudent"
+    elif isinstance(module, ONNXLPCNetFrameNetwork):
+        model = module.model
+        hop = model.hop_length
+        example = (torch.zeros(1, 3 + 2 * model.frame_context, model.n_features),)
+        inputs, outputs = ["features"], ["conditioning", "gru_a_frame", "gru_b_frame"]
+        axes = {"features": {0: "batch", 1: "padded_frames"},
+                **{name: {0: "batch", 1: "frames"} for name in outputs}}
+        family = "LPCNet"
+    else:
+        raise TypeError(f"no ONNX export for {type(module).__name__}")
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript-based exporter announces its successor; the graph it writes is the same ONNX
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the shape checks become constants
+        warnings.filterwarnings("ignore", message="Constant folding")  # strided slices stay ops
+        torch.onnx.export(module, example, buffer, input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+    graph = onnx.load_from_string(buffer.getvalue())
+    for key, value in (("family", family), ("sample_rate", str(sample_rate)), ("hop_length", str(hop))):
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(graph)
+    return graph.SerializeToString()
+
+
 def export_onnx(checkpoint: str | Path, output: str | Path, *, use_ema: bool = True, opset: int = 17) -> Path:
     """Export an IAF student's synthesis or LPCNet's frame-rate network as an ONNX file (atomically).
 
@@ -204,8 +255,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path, *, use_ema: bool = T
     * LPCNet: input ``features`` (B, F + 4, 20), outputs ``conditioning``, ``gru_a_frame``,
       ``gru_b_frame`` (:class:`ONNXLPCNetFrameNetwork`).
 
-    Batch and time are dynamic axes. The file's metadata holds ``sample_rate``, ``hop_length`` and
-    the model family.
+    See :func:`onnx_bytes` for the axes and metadata.
 
     Args:
         checkpoint: trainer checkpoint, weights file or ``pretrained:NAME``.
@@ -223,44 +273,18 @@ def export_onnx(checkpoint: str | Path, output: str | Path, *, use_ema: bool = T
     from vocoder.inference._vocoders import IAFVocoder, LPCNetVocoder, SynthesisError, load
 
     try:
-        import onnx
+        import onnx  # noqa: F401 (its absence is one line, not a traceback)
     except ImportError:
         raise SynthesisError("ONNX export needs the onnx package: pip install 'vocoder[export]'") from None
     vocoder = load(checkpoint, use_ema=use_ema)
-    hop = vocoder.features.hop_length
     if isinstance(vocoder, IAFVocoder):
         module: nn.Module = ONNXIAFSynthesizer(vocoder.model.float(), vocoder.mel_mean, vocoder.mel_std)
-        frames = 3
-        example = (torch.zeros(1, frames, vocoder.model.n_mels), torch.zeros(1, frames * hop))
-        names = (["mel", "noise"], ["waveform"])
-        axes = {"mel": {0: "batch", 1: "frames"}, "noise": {0: "batch", 1: "samples"},
-                "waveform": {0: "batch", 1: "samples"}}
-        family = "IAFStudent"
     elif isinstance(vocoder, LPCNetVocoder):
-        model = vocoder.model.float()
-        module = ONNXLPCNetFrameNetwork(model)
-        example = (torch.zeros(1, 3 + 2 * model.frame_context, model.n_features),)
-        names = (["features"], ["conditioning", "gru_a_frame", "gru_b_frame"])
-        axes = {"features": {0: "batch", 1: "padded_frames"}, **{
-            name: {0: "batch", 1: "frames"} for name in names[1]}}
-        family = "LPCNet"
+        module = ONNXLPCNetFrameNetwork(vocoder.model.float())
     else:
         raise SynthesisError(f"{checkpoint}: ONNX export supports the IAF student and LPCNet's frame-rate "
                              f"network; this is a {type(vocoder.model).__name__} checkpoint")
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript-based exporter announces its successor; the graph it writes is the same ONNX
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the shape checks become constants
-        warnings.filterwarnings("ignore", message="Constant folding")  # strided slices stay ops
-        torch.onnx.export(module, example, buffer, input_names=names[0], output_names=names[1],
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
-    graph = onnx.load_from_string(buffer.getvalue())
-    for key, value in (("family", family), ("sample_rate", str(vocoder.sample_rate)), ("hop_length", str(hop))):
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(graph)
+    data = onnx_bytes(module, vocoder.sample_rate, opset)
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, lambda stream: stream.write(graph.SerializeToString()))
+    return write_atomic(path, lambda stream: stream.write(data))

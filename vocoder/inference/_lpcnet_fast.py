@@ -434,8 +434,8 @@ def sample_fast(model: LPCNet, packed: PackedLPCNet, inputs: SynthesisInputs, st
         packed.b_input, packed.b_recurrent, packed.b_bias,
         packed.fc, packed.fc_bias, packed.fc_scale,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
-        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer), model.hop_length,
-        packed.hidden_b, np.full(1, pdf_floor, dtype),
+        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
+        model.hop_length, packed.hidden_b, np.full(1, pdf_floor, dtype),
         state.gru_a, state.gru_b, state.history, state.code,
     )
     return run_synthesis_kernel(_synthesize_kernel, arguments, batch, n_samples, threads)

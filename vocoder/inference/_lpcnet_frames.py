@@ -189,7 +189,8 @@ def frame_network_terms(packed: PackedFrameNetwork, features: np.ndarray) -> tup
     Args:
         packed: from :func:`pack_frame_network`.
         features: ``(B, P, n_features)`` raw features, already padded (``P`` frames give
-            ``P − 2·context`` output frames; output frame ``f`` reads input frames ``f … f + 2·context``).
+            ``P − 2·context`` output frames; output frame ``f`` reads input frames
+            ``f … f + 2·context``).
 
     Returns:
         ``(a_frame (B, F, 3·H_a), b_frame (B, F, 3·H_b))`` in the network dtype, biases ``b_ih``

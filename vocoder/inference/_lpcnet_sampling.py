@@ -1,6 +1,8 @@
 """LPCNet synthesis: shared preparation, tempered sampling, and the torch reference loop.
 
-Synthesis runs the frame-rate network once per utterance and then, for every sample ``t`` of frame
+Synthesis runs the frame-rate network over the utterance's frames (the numba kernel of
+:mod:`vocoder.inference._lpcnet_frames`: every frame from its own window in a fixed order, so that a
+stream that sees a few frames at a time gets the same values) and then, for every sample ``t`` of frame
 ``f`` (all in the pre-emphasized domain, α = 0.85):
 
 1. ``p_t = −Σ_k a_k[f] s_{t−k}`` from the utterance's own past *output* (``s_{t<0} = 0``), with the
@@ -25,6 +27,11 @@ whether it is synthesized alone or in a batch (at the same index ``b``).
 
 Features ``(B, T, 20)`` are padded with ``frame_context`` (2) copies of the edge frames on each side
 (as the training segments are), so ``T`` frames give ``T · 160`` samples.
+
+Every backend's sample loop starts from a :class:`SamplerState` and leaves it after its last sample
+(``sample_reference``, :func:`~vocoder.inference._lpcnet_fast.sample_fast`,
+:func:`~vocoder.inference._lpcnet_int8.sample_int8`): offline synthesis is one call from the silent
+state, a stream (:class:`vocoder.inference.LPCNetStream`) one call per push — the same arithmetic.
 """
 
 from __future__ import annotations
@@ -165,7 +172,7 @@ class SynthesisResult:
 
 @dataclass
 class SamplerState:
-    """The per-utterance state of the sample loop between calls: what a stream carries from one call to the next.
+    """The per-utterance state of the sample loop between calls: what a stream carries from call to call.
 
     Every backend reads it at the start of a call and leaves it as it was after the call's last
     sample, so synthesizing frames ``[0, a)`` and then ``[a, T)`` runs the same arithmetic as ``[0, T)``
@@ -192,7 +199,8 @@ class SamplerState:
         """Silence before the first sample: zero states and history, the mid code."""
         hidden_a, hidden_b = model.gru_a.hidden_size, model.gru_b.hidden_size
         return cls(np.zeros((batch, hidden_a), dtype), np.zeros((batch, hidden_b), dtype),
-                   np.zeros((batch, -(-hidden_a // 4) * 4), np.int8), np.zeros((batch, -(-hidden_b // 4) * 4), np.int8),
+                   np.zeros((batch, -(-hidden_a // 4) * 4), np.int8),
+                   np.zeros((batch, -(-hidden_b // 4) * 4), np.int8),
                    np.zeros((batch, model.lpc_order)), np.full(batch, model.n_levels // 2, np.int64))
 
 
@@ -238,13 +246,14 @@ def prepare_synthesis(model: LPCNet, features: np.ndarray | torch.Tensor,
     if uniforms.shape != (batch, n_samples):
         raise ValueError(f"uniforms must be ({batch}, {n_samples}), got {uniforms.shape}")
 
-    a_frame, b_frame = frame_network_terms(pack_frame_network(model), pad_features(features, model.frame_context))
+    padded = pad_features(features, model.frame_context)
+    a_frame, b_frame = frame_network_terms(pack_frame_network(model), padded)
     return frame_inputs(model, model.input_tables(), a_frame, b_frame, lpc,
                         sampling_exponent(features[..., model.correlation_index], tempering), uniforms)
 
 
-def frame_inputs(model: LPCNet, tables: torch.Tensor, a_frame: np.ndarray, b_frame: np.ndarray, lpc: np.ndarray,
-                 exponent: np.ndarray, uniforms: np.ndarray) -> SynthesisInputs:
+def frame_inputs(model: LPCNet, tables: torch.Tensor, a_frame: np.ndarray, b_frame: np.ndarray,
+                 lpc: np.ndarray, exponent: np.ndarray, uniforms: np.ndarray) -> SynthesisInputs:
     """:class:`SynthesisInputs` of a run of frames from their parts (tensors on the model's device).
 
     Args:

@@ -1,4 +1,4 @@
-"""Streaming synthesis between byte streams: frames in (xiph ``.f32`` or ``.npy``), audio out (WAV or raw s16).
+"""Streaming synthesis between byte streams: frames in (xiph ``.f32``, ``.npy``), audio out (WAV, raw s16).
 
 What ``vocoder-synth checkpoint=… input=- output=-`` runs: a :class:`FrameReader` hands over the
 frames as they arrive (whatever a read returns, never waiting for more than one frame's bytes), each
@@ -101,7 +101,8 @@ class FrameReader:
         else:
             if self.channels != XIPH_FEATURES:
                 raise SynthesisError(f"{self.name}: xiph .f32 frames hold LPCNet's {XIPH_FEATURES} features; "
-                                     f"this checkpoint reads {self.channels} values per frame (give .npy frames)")
+                                     f"this checkpoint reads {self.channels} values per frame "
+                                     "(give .npy frames)")
             yield from self._rows(np.dtype("<f4" if np.little_endian else ">f4"), XIPH_FLOATS, None,
                                   "xiph .f32")
 
@@ -129,8 +130,8 @@ class FrameReader:
         if len(shape) != 2 or shape[1] != self.channels:
             raise SynthesisError(f"{self.name}: .npy frames must be (T, {self.channels}), got {shape}")
         if fortran and shape[0] > 1:
-            raise SynthesisError(f"{self.name}: a Fortran-ordered .npy cannot be read frame by frame; save it "
-                                 "C-ordered (np.save(path, np.ascontiguousarray(frames)))")
+            raise SynthesisError(f"{self.name}: a Fortran-ordered .npy cannot be read frame by frame; "
+                                 "save it C-ordered (np.save(path, np.ascontiguousarray(frames)))")
         yield from self._rows(dtype, self.channels, shape[0], ".npy")
 
     def _rows(self, dtype: np.dtype, width: int, total: int | None, label: str) -> Iterator[np.ndarray]:
@@ -138,8 +139,9 @@ class FrameReader:
         row_bytes = width * dtype.itemsize
         buffer = b""
         while total is None or self.frames_read < total:
-            want = self.chunk_bytes if total is None else min(self.chunk_bytes,
-                                                             (total - self.frames_read) * row_bytes - len(buffer))
+            want = self.chunk_bytes
+            if total is not None:
+                want = min(want, (total - self.frames_read) * row_bytes - len(buffer))
             data = self._more(max(want, 1))
             if not data:
                 break
@@ -161,7 +163,7 @@ class FrameReader:
 
 
 def _pcm16(audio: np.ndarray) -> bytes:
-    """float audio → little-endian 16-bit PCM, converted by libsndfile as ``vocoder-synth output_dir=`` writes wavs."""
+    """float audio → little-endian 16-bit PCM, converted by libsndfile (as the ``output_dir=`` wavs are)."""
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(audio, -1.0, 1.0), 16000, format="RAW", subtype="PCM_16", endian="LITTLE")
     return buffer.getvalue()
@@ -179,7 +181,8 @@ class AudioWriter:
 
     def __init__(self, sink: BinaryIO, sample_rate: int, output_format: str = "wav") -> None:
         if output_format not in OUTPUT_FORMATS:
-            raise SynthesisError(f"output_format={output_format!r}: must be one of {', '.join(OUTPUT_FORMATS)}")
+            raise SynthesisError(f"output_format={output_format!r}: must be one of "
+                                 f"{', '.join(OUTPUT_FORMATS)}")
         self._sink = sink
         self.sample_rate = sample_rate
         self.output_format = output_format
@@ -278,8 +281,8 @@ def stream_synthesize(stream: SynthesisStream, reader: FrameReader, writer: Audi
             emit(stream.push(frames[:good]))
             report.frames += good
             if good < len(frames):
-                raise SynthesisError(f"{reader.name}: frame {report.frames}: non-finite values; the audio of the "
-                                     f"{report.frames} frames before it was written")
+                raise SynthesisError(f"{reader.name}: frame {report.frames}: non-finite values; the audio "
+                                     f"of the {report.frames} frames before it was written")
     except (SynthesisError, KeyboardInterrupt):
         finish()
         raise

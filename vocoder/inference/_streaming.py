@@ -147,7 +147,8 @@ class LPCNetStream(SynthesisStream):
     Args:
         model: the network (eval mode).
         sample_rate: output rate in Hz.
-        backend: ``fast``, ``int8``, ``int8_xiph`` or ``torch`` (as :func:`vocoder.inference.lpcnet_synthesize`).
+        backend: ``fast``, ``int8``, ``int8_xiph`` or ``torch`` (see
+            :func:`vocoder.inference.lpcnet_synthesize`).
         tempering: see :func:`~vocoder.inference.sampling_exponent`.
         seed: the synthesis seed; the stream is utterance 0 of the RNG contract
             (:mod:`vocoder.inference._lpcnet_sampling`).
@@ -167,8 +168,8 @@ class LPCNetStream(SynthesisStream):
         self.tempering = tempering
         network_dtype = np.float64 if model.gru_a.weight_hh_l0.dtype == torch.float64 else np.float32
         if backend != "torch" and getattr(model, "output_head", "dualfc") != "dualfc":
-            raise SynthesisError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law head only; this model "
-                                 f"has output_head={model.output_head!r}: use backend='torch'")
+            raise SynthesisError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law head only; this "
+                                 f"model has output_head={model.output_head!r}: use backend='torch'")
         if backend == "fast":
             packed = pack_lpcnet(model, network_dtype)
             dtype = network_dtype
@@ -238,8 +239,8 @@ def upsampler_reach(upsampler: torch.nn.Module, hop_length: int) -> tuple[int, i
     """Frames before and after a frame that its upsampled conditioning reads.
 
     Args:
-        upsampler: a :class:`~vocoder.layers.RepeatUpsampler`, :class:`~vocoder.layers.TransposedConvUpsampler`
-            or :class:`~vocoder.layers.CentredUpsampler`.
+        upsampler: a :class:`~vocoder.layers.RepeatUpsampler`,
+            :class:`~vocoder.layers.TransposedConvUpsampler` or :class:`~vocoder.layers.CentredUpsampler`.
         hop_length: samples per frame.
 
     Returns:

@@ -142,7 +142,8 @@ class LPCNetVocoder(Vocoder):
         ``synthesize([frames], seed)`` whatever the pushes (delay: ``frame_context`` frames)."""
         from vocoder.inference._streaming import LPCNetStream
 
-        return LPCNetStream(self.model, self.sample_rate, backend=self.backend, tempering=self.tempering, seed=seed)
+        return LPCNetStream(self.model, self.sample_rate, backend=self.backend, tempering=self.tempering,
+                            seed=seed)
 
 
 class _MelVocoder(Vocoder):
@@ -241,7 +242,8 @@ class IAFVocoder(_MelVocoder):
         pushes (delay: the upsampler's look-ahead)."""
         from vocoder.inference._streaming import IAFStream
 
-        return IAFStream(self.model, self.mel_mean, self.mel_std, self.sample_rate, seed=seed, threads=self.threads)
+        return IAFStream(self.model, self.mel_mean, self.mel_std, self.sample_rate, seed=seed,
+                         threads=self.threads)
 
 
 #: model class name → vocoder class; model families register here
