@@ -545,7 +545,7 @@ def test_iaf_lines_are_the_scripts_format():
         "position-independent, so the whole 3.00 s utterance would take ~60.0 s",
         "student speed-up over teacher: 100x at 2 threads, 60x at 1 thread "
         "(targets: student RTF <= 0.15, >= 20x)",
-        "student stream: one frame per push, first audio 4.2 ms after the first push (+ its delay of 30 ms "
+        "student stream: one frame per push, first audio 4.2 ms after creating it (+ its delay of 30 ms "
         "of frames), RTF 0.3000; onnxruntime 1.32.0 (the parallel pass over the whole utterance, 2 intra-op "
         "threads): RTF 0.1500 vs PyTorch 0.2000",
         "student arithmetic: 27.0 GFLOP per audio second, 135.0 GFLOP/s at 2 threads = 0.75 of the best "
