@@ -205,6 +205,17 @@ def test_iaf_streams_interleaved_and_delay():
                                    atol=1e-5 * float(np.abs(offline[k]).max()))
 
 
+def test_the_wavenet_teacher_has_no_stream():
+    from vocoder.inference import WaveNetVocoder
+    from vocoder.models import WaveNetTeacher
+
+    teacher = WaveNetTeacher(n_mels=N_MELS, layers=2, dilation_cycle=2, residual_channels=4, gate_channels=8,
+                             skip_channels=4, mixture_components=2)
+    vocoder = WaveNetVocoder(teacher, FeatureSettings(), torch.zeros(N_MELS), torch.ones(N_MELS))
+    with pytest.raises(SynthesisError, match="WaveNetTeacher has no streaming synthesis"):
+        vocoder.stream(seed=0)
+
+
 class _Pipe(io.RawIOBase):
     """A non-seekable byte stream that hands out at most ``chunk`` bytes per read (a pipe)."""
 
