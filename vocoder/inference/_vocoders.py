@@ -67,7 +67,8 @@ class Vocoder(abc.ABC):
         Raises:
             SynthesisError: this model family has no streaming synthesis.
         """
-        raise SynthesisError(f"{type(self.model).__name__} has no streaming synthesis")
+        name = f"{type(self).__name__} ({type(self.model).__name__})"
+        raise SynthesisError(f"{name} has no streaming synthesis")
 
     @classmethod
     def from_checkpoint(
