@@ -21,7 +21,7 @@ want="$(cat "$repo/pyproject.toml" "$repo/scripts/_env.sh" | sha256sum | cut -d'
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing dependencies into $venv (first run only; a few minutes)"
   pip install -q --disable-pip-version-check "${VOCODER_TORCH:-torch==2.13.0}"
-  pip install -q --disable-pip-version-check -e "$repo[dev,eval]"
+  pip install -q --disable-pip-version-check -e "$repo[dev,eval,export]"
   # nnmnkwii is only a test reference for MLPG/ModSpec; its tests skip when it cannot be built
   if ! python -c "import nnmnkwii" 2>/dev/null; then
     pip install -q --disable-pip-version-check cython \

@@ -6,6 +6,9 @@ the CPU with 2 torch threads under ``torch.inference_mode``. The conditioning is
 embedded slt utterance (``vocoder/data/sample/slt``), computed with the project's feature settings.
 
 * Student: :meth:`IAFStudent.synthesize` on the whole utterance (eager, and TorchScript-compiled).
+* Student streamed one frame per push (:class:`vocoder.inference.IAFStream`, timed from creating the
+  stream: ``stream_first_audio_ms`` until its first audio, ``stream_rtf`` for the whole utterance), and
+  its ONNX graph in onnxruntime on the CPU (``student_onnx_rtf``, next to PyTorch's ``student_rtf``).
 * Teacher: :meth:`WaveNetTeacher.generate` on the first ``--teacher-frames`` frames only. Its cost per
   sample does not depend on the position in the utterance (fixed-size layer queues), so the RTF of this
   segment is the RTF of the whole utterance; the table says so and shows the extrapolated time.

@@ -17,8 +17,14 @@ Training: forward + cross-entropy + backward + Adam step at batch 32 × 2,400 sa
 ``--train-threads`` torch threads, in a fresh subprocess so that its peak RSS is clean; the
 throughput is the median over ``--train-steps`` timed steps after one warm-up step.
 
-Prints a table, then as the very last line
-``fast_rtf=<float> torch_rtf=<float> train_samples_per_s=<float> train_peak_rss_mb=<float>``.
+Streaming: the same model and features through :class:`vocoder.inference.LPCNetStream` one frame per
+push (fast and int8 backends, the predictor derived from the cepstra inside the pushes), timed from
+creating the stream: ``stream_first_audio_ms`` until its first audio (on top of the stream's delay
+of 2 frames), ``stream_rtf`` / ``stream_int8_rtf`` for the whole utterance.
+
+Prints a table, then as the very last line ``fast_rtf=<float> torch_rtf=<float> …
+train_samples_per_s=<float> … train_peak_rss_mb=<float> stream_int8_rtf=<float>
+stream_first_audio_ms=<float> stream_rtf=<float>``.
 Targets: fast RTF ≤ 0.15 and ≥ 10× faster than the torch loop; ≥ 22,000 samples/s at ≤ 2.6 GB.
 Before the last line: the machine (CPU model, vector ISA, BLAS libraries, threads), the load during the run
 (``WARNING`` lines when other processes used more than 0.3 of each CPU or CPU time / wall time is far from

@@ -79,6 +79,8 @@ EXPECTED_METRICS = {
         "int8_rtf",
         "int8_vs_torch",
         "int8_16x4_rtf",
+        "stream_rtf",
+        "stream_first_audio_ms",
         "synth_peak_rss_mb",
         "train_samples_per_s",
         "train_sparse_speedup",
@@ -93,6 +95,9 @@ EXPECTED_METRICS = {
         "teacher_rtf",
         "teacher_rtf_1thr",
         "speedup",
+        "student_onnx_rtf",
+        "stream_rtf",
+        "stream_first_audio_ms",
         "synth_peak_rss_mb",
         "wavenet_train_samples_per_s",
         "wavenet_train_peak_rss_mb",
@@ -112,8 +117,10 @@ LAST_LINES = {
     "lpcnet": r"fast_rtf=\d+\.\d{4} torch_rtf=\d+\.\d{4} int8_rtf=\d+\.\d{4} "
     r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d int8_16x4_rtf=\d+\.\d{4} int8_16x4_vs_torch=\d+\.\d "
     r"train_samples_per_s=\d+\.\d train_sparse_samples_per_s=\d+\.\d train_sparse_speedup=\d+\.\d\d "
-    r"train_gemm_fraction=\d+\.\d\d train_peak_rss_mb=\d+\.\d" + MACHINE_FIELDS,
-    "iaf": r"student_rtf=\d+\.\d{4} student_gemm_fraction=\d+\.\d\d teacher_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
+    r"train_gemm_fraction=\d+\.\d\d train_peak_rss_mb=\d+\.\d "
+    r"stream_int8_rtf=\d+\.\d{4} stream_first_audio_ms=\d+\.\d\d stream_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
+    "iaf": r"student_rtf=\d+\.\d{4} student_onnx_rtf=\d+\.\d{4} student_gemm_fraction=\d+\.\d\d "
+    r"teacher_rtf=\d+\.\d{4} stream_first_audio_ms=\d+\.\d\d stream_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
     "mlpg": r"mlpg_ms=\d+\.\d{3} dense_ms=\d+\.\d{3}" + MACHINE_FIELDS,
 }
 #: lines of a script's machine report besides its WARNING lines: machine, libraries, load, GEMM table
@@ -360,8 +367,8 @@ def test_parse_only_keeps_run_order(text, expected):
     "script,args,n_lines",
     [
         ("bench_features.py", ["--quick", "--root", str(KATHLEEN)], 13),
-        ("bench_lpcnet.py", ["--quick"], 17),
-        ("bench_iaf.py", ["--quick"], 14),
+        ("bench_lpcnet.py", ["--quick"], 19),
+        ("bench_iaf.py", ["--quick"], 17),
         ("bench_mlpg.py", ["--quick"], 7),
     ],
 )
@@ -448,6 +455,10 @@ def test_lpcnet_lines_are_the_scripts_format():
         int8_cpu_rtf=0.045,
         int8_product="avx512vnni",
         int8_16x4_rtf=0.04,
+        stream_first_audio_ms=1.5,
+        stream_rtf=0.12,
+        stream_int8_rtf=0.06,
+        stream_delay_ms=20.0,
     )
     training = LPCNetTrainingResult(samples_per_s=29400.0, peak_rss_mb=1900.0, step_s=2.61, step_cpu_s=5.2,
                                     sparse_samples_per_s=88200.0, sparse_step_s=0.87, sparse_density=0.1,
@@ -465,6 +476,8 @@ def test_lpcnet_lines_are_the_scripts_format():
         "int8 RTF, 1 utterance, 1 core (CPU time)      0.0450",
         "int8 vs torch speed-up                        150.0x",
         "int8 RTF, GRU_A in 16x4 blocks (wall)         0.0400  (187.5x the torch loop)",
+        "stream RTF, 1 frame/push, fast / int8 (wall)  0.1200 / 0.0600  (1.20x / 1.20x offline)",
+        "stream time to first audio (fast, wall)       1.50 ms  (+ the stream's delay of 20 ms of frames)",
         "training samples/s (B=32 x 2400, 2 threads)   29400  (median step 2.61 s)",
         "training CPU time per step (all threads)      5.20 s",
         "training samples/s at GRU_A density 0.100     88200  (median step 0.87 s; 3.00x the dense phase)",
@@ -473,7 +486,8 @@ def test_lpcnet_lines_are_the_scripts_format():
         "fast_rtf=0.1000 torch_rtf=7.5000 int8_rtf=0.0500 fast_vs_torch=75.0 int8_vs_torch=150.0 "
         "int8_16x4_rtf=0.0400 int8_16x4_vs_torch=187.5 "
         "train_samples_per_s=29400.0 train_sparse_samples_per_s=88200.0 train_sparse_speedup=3.00 "
-        "train_gemm_fraction=0.69 train_peak_rss_mb=1900.0",
+        "train_gemm_fraction=0.69 train_peak_rss_mb=1900.0 "
+        "stream_int8_rtf=0.0600 stream_first_audio_ms=1.50 stream_rtf=0.1200",
     ]
     oks = {m.key: m.ok(quick=False) for m in result.metrics()}
     assert oks["fast_rtf"] is True and oks["speedup"] is True and oks["train_samples_per_s"] is True
@@ -488,6 +502,8 @@ def test_iaf_lines_are_the_scripts_format():
         TimingRow("IAF student eager, 1 thr", 3.0, [0.8], [0.8]),
         TimingRow("WaveNet teacher, 0.10 s, 2 thr", 0.1, [2.0], [3.0]),
         TimingRow("WaveNet teacher, 0.10 s, 1 thr", 0.1, [1.6], [1.6]),
+        TimingRow("IAF student stream, 2 thr", 3.0, [0.9], [1.5]),
+        TimingRow("IAF student onnxruntime, 2 thr", 3.0, [0.45], [0.9]),
     ]
     result = IAFSynthesisResult(
         utterance="u.wav",
@@ -507,6 +523,9 @@ def test_iaf_lines_are_the_scripts_format():
         peak_rss_mb=500.0,
         student_gflop_per_second=27.0,
         gemm_gflops=180.0,
+        stream_first_audio_ms=4.25,
+        stream_delay_ms=30.0,
+        onnxruntime_version="1.32.0",
     )
     assert result.lines() == [
         "utterance: u.wav, 3.00 s; torch 2.13.0; student block 8 frames; 3 student / 1 teacher repeats; "
@@ -517,15 +536,21 @@ def test_iaf_lines_are_the_scripts_format():
         "IAF student eager, 1 thr                3.00    0.800     0.800    0.2667     0.2667   0.2667",
         "WaveNet teacher, 0.10 s, 2 thr          0.10    2.000     2.000   20.0000    20.0000  30.0000",
         "WaveNet teacher, 0.10 s, 1 thr          0.10    1.600     1.600   16.0000    16.0000  16.0000",
+        "IAF student stream, 2 thr               3.00    0.900     0.900    0.3000     0.3000   0.5000",
+        "IAF student onnxruntime, 2 thr          3.00    0.450     0.450    0.1500     0.1500   0.3000",
         "student: S",
         "teacher: T, receptive field 1531 samples",
         "teacher timed on the first 10 frames (0.10 s) and extrapolated: per-sample cost is "
         "position-independent, so the whole 3.00 s utterance would take ~60.0 s",
         "student speed-up over teacher: 100x at 2 threads, 60x at 1 thread "
         "(targets: student RTF <= 0.15, >= 20x)",
+        "student stream: one frame per push, first audio 4.2 ms after creating it (+ its delay of 30 ms "
+        "of frames), RTF 0.3000; onnxruntime 1.32.0 (the parallel pass over the whole utterance, 2 intra-op "
+        "threads): RTF 0.1500 vs PyTorch 0.2000",
         "student arithmetic: 27.0 GFLOP per audio second, 135.0 GFLOP/s at 2 threads = 0.75 of the best "
         "GEMM rate (180.0 GFLOP/s)",
-        "student_rtf=0.2000 student_gemm_fraction=0.75 teacher_rtf=20.0000",
+        "student_rtf=0.2000 student_onnx_rtf=0.1500 student_gemm_fraction=0.75 teacher_rtf=20.0000 "
+        "stream_first_audio_ms=4.25 stream_rtf=0.3000",
     ]
     oks = {m.key: m.ok(quick=False) for m in result.metrics()}
     assert oks["student_rtf"] is False and oks["speedup"] is True

@@ -216,6 +216,13 @@ class IAFSynthesisResult:
     student_gflop_per_second: float = float("nan")
     #: the machine's best float32 GEMM rate on the student's shape at ``threads`` threads (same run)
     gemm_gflops: float = float("nan")
+    #: streaming, one frame per push at ``threads`` threads: best time from creating a stream to its first
+    #: audio
+    stream_first_audio_ms: float = float("nan")
+    #: the stream's look-ahead (the upsampler's), in ms
+    stream_delay_ms: float = float("nan")
+    #: onnxruntime's version ("" when it is not installed: no ONNX row)
+    onnxruntime_version: str = ""
 
     @property
     def student_gemm_fraction(self) -> float:
@@ -247,11 +254,29 @@ class IAFSynthesisResult:
         """Best teacher RTF at one thread."""
         return self.rows[4].rtf
 
+    def _row(self, prefix: str) -> TimingRow | None:
+        return next((row for row in self.rows if row.name.startswith(prefix)), None)
+
+    @property
+    def stream_rtf(self) -> float:
+        """Best RTF of the student streamed one frame per push at ``threads`` threads."""
+        row = self._row("IAF student stream")
+        return row.rtf if row else float("nan")
+
+    @property
+    def student_onnx_rtf(self) -> float:
+        """Best RTF of the student's ONNX graph in onnxruntime (CPU) at ``threads`` threads."""
+        row = self._row("IAF student onnxruntime")
+        return row.rtf if row else float("nan")
+
     def summary_line(self) -> str:
-        """``student_rtf= student_gemm_fraction= teacher_rtf= cpu=<model> isa=<isa> untrusted=<0|1>``."""
+        """``student_rtf= student_onnx_rtf= student_gemm_fraction= teacher_rtf= stream_first_audio_ms=
+        stream_rtf= cpu=<model> isa=<isa> untrusted=<0|1>``."""
         return (
-            f"student_rtf={self.student_rtf:.4f} student_gemm_fraction={self.student_gemm_fraction:.2f} "
-            f"teacher_rtf={self.teacher_rtf:.4f}"
+            f"student_rtf={self.student_rtf:.4f} student_onnx_rtf={self.student_onnx_rtf:.4f} "
+            f"student_gemm_fraction={self.student_gemm_fraction:.2f} "
+            f"teacher_rtf={self.teacher_rtf:.4f} stream_first_audio_ms={self.stream_first_audio_ms:.2f} "
+            f"stream_rtf={self.stream_rtf:.4f}"
             + self.machine.summary_suffix()
         )
 
@@ -283,6 +308,14 @@ class IAFSynthesisResult:
             f"student speed-up over teacher: {self.teacher_rtf / self.student_rtf:.0f}x at {n} threads, "
             f"{self.teacher_rtf_1 / self.student_rtf_1:.0f}x at 1 thread "
             "(targets: student RTF <= 0.15, >= 20x)"
+        )
+        out.append(
+            f"student stream: one frame per push, first audio {self.stream_first_audio_ms:.1f} ms after "
+            f"creating it (+ its delay of {self.stream_delay_ms:.0f} ms of frames), "
+            f"RTF {self.stream_rtf:.4f}; "
+            + (f"onnxruntime {self.onnxruntime_version} (the parallel pass over the whole utterance, "
+               f"{n} intra-op threads): RTF {self.student_onnx_rtf:.4f} vs PyTorch {self.student_rtf:.4f}"
+               if self.onnxruntime_version else "onnxruntime not installed: no ONNX row")
         )
         out.append(
             f"student arithmetic: {self.student_gflop_per_second:.1f} GFLOP per audio second, "
@@ -349,6 +382,12 @@ class IAFSynthesisResult:
                 "x",
                 SPEEDUP_TARGET,
             ),
+            Metric(NAME, "student_onnx_rtf", f"IAF student synthesis RTF, onnxruntime, {n} thr",
+                   self.student_onnx_rtf, "s/s"),
+            Metric(NAME, "stream_rtf", f"IAF student streaming RTF, one frame per push, {n} thr",
+                   self.stream_rtf, "s/s"),
+            Metric(NAME, "stream_first_audio_ms", "IAF student stream: creation to first audio",
+                   self.stream_first_audio_ms, "ms"),
             Metric(NAME, "synth_peak_rss_mb", "IAF + WaveNet synthesis peak RSS", self.peak_rss_mb, "MB"),
         ]
 
@@ -586,6 +625,8 @@ def _measure_iaf_synthesis(settings: IAFSettings) -> IAFSynthesisResult:
             teacher_1 = time_runs(
                 lambda: teacher.generate(segment, generator=generator), settings.teacher_repeats, 1
             )
+        stream = time_stream(student, mel, features.sample_rate, settings.repeats, n)
+        onnx = time_onnxruntime(student, mel, settings.repeats, n)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -597,7 +638,10 @@ def _measure_iaf_synthesis(settings: IAFSettings) -> IAFSynthesisResult:
         TimingRow(f"{segment_name}, {n} thr", segment_seconds, *teacher_n),
         TimingRow(f"{segment_name}, 1 thr", segment_seconds, *teacher_1),
         TimingRow(f"IAF student eager, {n} thr/1 seg", seconds, *intra),
+        TimingRow(f"IAF student stream, {n} thr", seconds, stream["wall"], stream["cpu"]),
     ]
+    if onnx is not None:
+        rows.append(TimingRow(f"IAF student onnxruntime, {n} thr", seconds, onnx["wall"], onnx["cpu"]))
     return IAFSynthesisResult(
         utterance=SAMPLE_WAV.name,
         seconds=seconds,
@@ -615,7 +659,79 @@ def _measure_iaf_synthesis(settings: IAFSettings) -> IAFSynthesisResult:
         teacher_receptive_field=int(teacher.receptive_field),
         peak_rss_mb=peak_rss_mb(),
         student_gflop_per_second=student_gflop_per_second,
+        stream_first_audio_ms=1000.0 * min(stream["first"]),
+        stream_delay_ms=stream["delay_ms"],
+        onnxruntime_version=onnx["version"] if onnx is not None else "",
     )
+
+
+def time_stream(student, mel, sample_rate: int, repeats: int, threads: int) -> dict[str, Any]:
+    """Stream ``mel`` (1, n_mels, F) through the student one frame per push, ``repeats`` times.
+
+    The clock starts before the stream is created (its weights rearranged: what a new utterance costs
+    a server that holds the loaded model).
+
+    Returns:
+        ``wall`` and ``cpu`` seconds of the creation, all pushes and the flush, ``first`` seconds until
+        the first audio (one entry per run), and ``delay_ms``.
+    """
+    import torch
+
+    from vocoder.inference import IAFStream
+
+    frames = mel[0].t().contiguous().numpy()
+    zeros, ones = torch.zeros(mel.shape[1]), torch.ones(mel.shape[1])
+
+    def run() -> tuple[float, float, float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        stream = IAFStream(student, zeros, ones, sample_rate, seed=0, threads=threads)
+        first = None
+        for frame in frames:
+            if len(stream.push(frame[None])) and first is None:
+                first = time.perf_counter() - start
+        stream.flush()
+        wall = time.perf_counter() - start
+        return wall, time.process_time() - start_cpu, wall if first is None else first, stream.delay_ms
+
+    run()  # warm-up
+    runs = [run() for _ in range(max(1, repeats))]
+    return {"wall": [r[0] for r in runs], "cpu": [r[1] for r in runs], "first": [r[2] for r in runs],
+            "delay_ms": runs[0][3]}
+
+
+def time_onnxruntime(student, mel, repeats: int, threads: int) -> dict[str, Any] | None:
+    """Time the student's ONNX graph (:class:`vocoder.inference.ONNXIAFSynthesizer`) in onnxruntime.
+
+    The session runs on the CPU with ``threads`` intra-op threads and one inter-op thread, on the
+    same log-mel (identity normalization) and the student's seeded noise.
+
+    Returns:
+        ``wall`` and ``cpu`` seconds per run and onnxruntime's ``version``; None when onnx or
+        onnxruntime is not installed.
+    """
+    import torch
+
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    from vocoder.inference import ONNXIAFSynthesizer, onnx_bytes
+
+    module = ONNXIAFSynthesizer(student, torch.zeros(mel.shape[1]), torch.ones(mel.shape[1]))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(onnx_bytes(module, 16000), options,
+                                           providers=["CPUExecutionProvider"])
+    inputs = {"mel": mel.transpose(1, 2).contiguous().numpy(), "noise": student.sample_noise(mel, 0).numpy()}
+    session.run(None, inputs)  # warm-up
+    wall, cpu = [], []
+    for _ in range(max(1, repeats)):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        session.run(None, inputs)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {"wall": wall, "cpu": cpu, "version": onnxruntime.__version__}
 
 
 def run_iaf_training(settings: IAFSettings | None = None) -> list[RecipeTrainingResult]:

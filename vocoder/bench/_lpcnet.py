@@ -139,6 +139,12 @@ class LPCNetSynthesisResult:
     int8_cpu_rtf: float = float("nan")
     int8_product: str = ""  # vocoder.layers.int8_isa() of the run: avx512vnni, avx2 or generic
     int8_16x4_rtf: float = float("nan")  # the same network pruned in 16×4 blocks (aligned int8 product)
+    # streaming, one frame per push (fast backend unless named): from creating the stream to the first
+    # audio, and creation + all pushes + flush over the audio duration
+    stream_first_audio_ms: float = float("nan")
+    stream_rtf: float = float("nan")
+    stream_int8_rtf: float = float("nan")
+    stream_delay_ms: float = float("nan")
 
 
 @dataclass
@@ -203,6 +209,12 @@ class LPCNetResult:
             ("int8 vs torch speed-up", f"{s.torch_rtf / s.int8_rtf:.1f}x"),
             ("int8 RTF, GRU_A in 16x4 blocks (wall)",
              f"{s.int8_16x4_rtf:.4f}  ({s.torch_rtf / s.int8_16x4_rtf:.1f}x the torch loop)"),
+            ("stream RTF, 1 frame/push, fast / int8 (wall)",
+             f"{s.stream_rtf:.4f} / {s.stream_int8_rtf:.4f}  ({s.stream_rtf / s.fast_rtf:.2f}x / "
+             f"{s.stream_int8_rtf / s.int8_rtf:.2f}x offline)"),
+            ("stream time to first audio (fast, wall)",
+             f"{s.stream_first_audio_ms:.2f} ms  "
+             f"(+ the stream's delay of {s.stream_delay_ms:.0f} ms of frames)"),
             (
                 f"training samples/s (B={cfg.train_batch} x {cfg.train_frames * HOP}, "
                 f"{cfg.train_threads} threads)",
@@ -229,7 +241,8 @@ class LPCNetResult:
     def summary_line(self) -> str:
         """``fast_rtf= torch_rtf= int8_rtf= fast_vs_torch= int8_vs_torch= int8_16x4_rtf= int8_16x4_vs_torch=
         train_samples_per_s=`` …
-        ``train_sparse_samples_per_s= train_sparse_speedup= train_gemm_fraction= train_peak_rss_mb=``.
+        ``train_sparse_samples_per_s= train_sparse_speedup= train_gemm_fraction= train_peak_rss_mb=``
+        ``stream_int8_rtf= stream_first_audio_ms= stream_rtf=``.
 
         Followed by `` cpu=<model> isa=<isa> untrusted=<0|1>`` when the machine was described.
         """
@@ -241,7 +254,9 @@ class LPCNetResult:
             f"train_samples_per_s={t.samples_per_s:.1f} "
             f"train_sparse_samples_per_s={t.sparse_samples_per_s:.1f} "
             f"train_sparse_speedup={t.sparse_speedup:.2f} train_gemm_fraction={t.gemm_fraction:.2f} "
-            f"train_peak_rss_mb={t.peak_rss_mb:.1f}"
+            f"train_peak_rss_mb={t.peak_rss_mb:.1f} "
+            f"stream_int8_rtf={s.stream_int8_rtf:.4f} stream_first_audio_ms={s.stream_first_audio_ms:.2f} "
+            f"stream_rtf={s.stream_rtf:.4f}"
             + self.machine.summary_suffix()
         )
 
@@ -283,6 +298,10 @@ class LPCNetResult:
                    INT8_SPEEDUP_TARGET),
             Metric(NAME, "int8_16x4_rtf", f"LPCNet int8 synthesis RTF, {size} pruned in 16x4 blocks, 1 core",
                    s.int8_16x4_rtf, "s/s", INT8_RTF_TARGET),
+            Metric(NAME, "stream_rtf", f"LPCNet streaming RTF, one frame per push, {size}, 1 core",
+                   s.stream_rtf, "s/s"),
+            Metric(NAME, "stream_first_audio_ms", "LPCNet stream: creation to first audio, 1 core",
+                   s.stream_first_audio_ms, "ms"),
             Metric(NAME, "synth_peak_rss_mb", "LPCNet synthesis peak RSS", s.peak_rss_mb, "MB"),
             Metric(
                 NAME,
@@ -447,6 +466,8 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         batch_wall, _ = best_time(
             lambda: synthesize_fast(model, batch_features, batch_lpc, seed=0, packed=packed), settings.repeats
         )
+        stream_fast = bench_stream(model, "fast", features, settings.repeats)
+        stream_int8 = bench_stream(model, "int8", features, settings.repeats)
         torch_frames = max(1, int(round(settings.torch_seconds * SAMPLE_RATE / HOP)))
         torch_wall, torch_cpu = best_time(
             lambda: synthesize_reference(model, features[None, :torch_frames], lpc[None, :torch_frames]), 1
@@ -471,8 +492,44 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         int8_product=int8_isa(),
         int8_cpu_rtf=int8_cpu / duration,
         int8_16x4_rtf=int8_16x4_wall / duration,
+        stream_first_audio_ms=1000.0 * stream_fast["first_audio_s"],
+        stream_rtf=stream_fast["seconds"] / duration,
+        stream_int8_rtf=stream_int8["seconds"] / duration,
+        stream_delay_ms=stream_fast["delay_ms"],
         peak_rss_mb=peak_rss_mb(),
     )
+
+
+def bench_stream(model, backend: str, features: np.ndarray, repeats: int) -> dict[str, float]:
+    """Stream ``features`` one frame per push (in the calling thread; best of ``repeats``).
+
+    The clock starts before the stream is created (its weights packed: what a new utterance costs a
+    server that holds the loaded model); the predictor of every frame is derived from its cepstrum
+    inside the pushes.
+
+    Returns:
+        ``first_audio_s`` (until the first non-empty audio), ``seconds`` (creation, all pushes and the
+        flush) and ``delay_ms`` (the stream's look-ahead).
+    """
+    from vocoder.inference import LPCNetStream
+
+    frames = features[:, :20].astype(np.float32)
+    LPCNetStream(model, SAMPLE_RATE, backend=backend).push(frames[:4])  # compile / load the caches
+    best_first, best_total, delay_ms = float("inf"), float("inf"), float("nan")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        stream = LPCNetStream(model, SAMPLE_RATE, backend=backend, seed=0)
+        delay_ms = stream.delay_ms
+        first = None
+        for frame in frames:
+            audio = stream.push(frame[None])
+            if first is None and len(audio):
+                first = time.perf_counter() - start
+        stream.flush()
+        total = time.perf_counter() - start
+        best_first = min(best_first, first if first is not None else total)
+        best_total = min(best_total, total)
+    return {"first_audio_s": best_first, "seconds": best_total, "delay_ms": delay_ms}
 
 
 def training_step_gflop(model_kwargs: dict[str, int] | None, batch: int, frames: int) -> float:

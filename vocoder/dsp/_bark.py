@@ -171,7 +171,14 @@ def lpc_from_cepstrum(bfcc: np.ndarray, order: int = LPC_ORDER) -> np.ndarray:
     cepstrum = bfcc.astype(np.float64)  # a copy: c_0 is modified below
     cepstrum[..., 0] += C0_OFFSET
     energies = 10.0 ** scipy.fft.idct(cepstrum, type=2, norm="ortho", axis=-1) * band_compensation()
-    power = energies @ band_interpolation_matrix()  # Nyquist bin stays 0 as in xiph
+    # Nyquist bin stays 0 as in xiph. One multiply-add per band rather than a matrix product: every
+    # frame's sums then run in the same order however many frames come in one call (a BLAS product's
+    # order depends on the row count), so a streaming synthesizer that derives a few frames' predictors
+    # at a time gets exactly the values of the whole utterance's call.
+    interpolation = band_interpolation_matrix()
+    power = np.zeros(energies.shape[:-1] + interpolation.shape[1:])
+    for band in range(NB_BANDS):
+        power += energies[..., band, None] * interpolation[band]
     # xiph's inverse_transform returns the unnormalised inverse DFT, i.e. 320 × irfft.
     autocorr = WINDOW_SIZE * scipy.fft.irfft(power, n=WINDOW_SIZE, axis=-1)[..., :order + 1]
     # −40 dB white-noise floor plus xiph's constant allowance for 16-bit quantization noise

@@ -36,7 +36,14 @@ from vocoder.inference._lpcnet_kernels import (
     reassoc_sum,
     run_synthesis_kernel,
 )
-from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
+from vocoder.inference._lpcnet_sampling import (
+    PDF_FLOOR,
+    SamplerState,
+    SynthesisInputs,
+    SynthesisResult,
+    finish_waveform,
+    prepare_synthesis,
+)
 from vocoder.layers import (
     FASTMATH,
     block_gemv,
@@ -151,12 +158,15 @@ def _sparse_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
                       b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
-                      lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, group,
+                      lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
+                      state_a, state_b, state_history, state_code, first, group,
                       excitation, signal, prediction):
     """The per-sample loop for utterances ``[first, first + group)``, ``group`` ∈ {1, 2, 4}, in lockstep.
 
-    Per-utterance state lives in flat arrays, utterance ``g`` at ``g · size``; the matrix products
-    handle the whole group at once so that every weight is loaded once per sample for all of them.
+    Per-utterance state lives in flat arrays, utterance ``g`` at ``g · size``, loaded from the
+    ``state_*`` arrays (:class:`~vocoder.inference._lpcnet_sampling.SamplerState`) and stored back
+    after the last sample; the matrix products handle the whole group at once so that every weight is
+    loaded once per sample for all of them.
     ``exponent`` and ``pdf_floor`` (a one-element array) come in the network dtype so that the
     float32 kernel stays in float32; LPC, signal, prediction and uniforms are float64.
     """
@@ -185,7 +195,12 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
     weights = np.zeros(levels, dtype)
     history = np.zeros((group, order))  # s_{t−1}, s_{t−2}, … per utterance
     predicted = np.zeros(group)
-    codes = np.full(group, levels // 2, np.int64)
+    codes = np.zeros(group, np.int64)
+    for g in range(group):
+        h_a[g * hidden_a : (g + 1) * hidden_a] = state_a[first + g]
+        h_b[g * hidden_b : (g + 1) * hidden_b] = state_b[first + g]
+        history[g] = state_history[first + g]
+        codes[g] = state_code[first + g]
     for t in range(n_samples):
         f = t // hop
         # LPC prediction and GRU_A inputs: table rows + frame term; recurrent init: bias + diagonal
@@ -261,12 +276,18 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
             excitation[u, t] = code
             signal[u, t] = sample
             prediction[u, t] = predicted[g]
+    for g in range(group):
+        state_a[first + g] = h_a[g * hidden_a : (g + 1) * hidden_a]
+        state_b[first + g] = h_b[g * hidden_b : (g + 1) * hidden_b]
+        state_history[first + g] = history[g]
+        state_code[first + g] = codes[g]
 
 
 @njit(cache=True, nogil=True)
 def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
                        b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
-                       lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, last,
+                       lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
+                       state_a, state_b, state_history, state_code, first, last,
                        excitation, signal, prediction):
     """Utterances ``[first, last)`` in lockstep groups of 4, then 2, then 1."""
     start = first
@@ -275,7 +296,8 @@ def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diago
         group = 4 if remaining >= 4 else (2 if remaining >= 2 else 1)
         _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
                           b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
-                          lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, start, group,
+                          lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
+                          state_a, state_b, state_history, state_code, start, group,
                           excitation, signal, prediction)
         start += group
 
@@ -311,6 +333,27 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
     elif packed.a_diagonal.dtype != dtype:
         raise ValueError(f"packed weights are {packed.a_diagonal.dtype}, requested {dtype}")
     inputs = prepare_synthesis(model, features, lpc, seed, uniforms, tempering)
+    state = SamplerState.initial(model, inputs.uniforms.shape[0], dtype)
+    signal, excitation, prediction = sample_fast(model, packed, inputs, state, threads, pdf_floor)
+    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+
+
+def sample_fast(model: LPCNet, packed: PackedLPCNet, inputs: SynthesisInputs, state: SamplerState,
+                threads: int = 1, pdf_floor: float = PDF_FLOOR) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numba sample loop over the frames of ``inputs``, continuing from ``state`` (updated in place).
+
+    Args:
+        model: the network (its μ-law convention and hop).
+        packed: from :func:`pack_lpcnet` (its dtype is the arithmetic's).
+        inputs: the frames' inputs (:func:`~vocoder.inference._lpcnet_sampling.prepare_synthesis`).
+        state: the utterances' state before the first frame (:class:`SamplerState`).
+        threads: utterances are split over this many threads.
+        pdf_floor: see :func:`~vocoder.inference._lpcnet_sampling.tempered_distribution`.
+
+    Returns:
+        ``(signal, excitation, prediction)``, each ``(B, T · hop)``.
+    """
+    dtype = packed.a_diagonal.dtype
     batch, frames, _ = inputs.a_frame.shape
     n_samples = frames * model.hop_length
     b_gates = packed.b_bias.shape[0]
@@ -326,7 +369,8 @@ def synthesize_fast(model: LPCNet, features: np.ndarray | torch.Tensor,
         packed.b_input, packed.b_recurrent, packed.b_bias,
         packed.fc, packed.fc_bias, packed.fc_scale,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
-        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer), model.hop_length,
-        packed.hidden_b, np.full(1, pdf_floor, dtype),
+        np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
+        model.hop_length, packed.hidden_b, np.full(1, pdf_floor, dtype),
+        state.gru_a, state.gru_b, state.history, state.code,
     )
     return run_synthesis_kernel(_synthesize_kernel, arguments, batch, n_samples, threads)

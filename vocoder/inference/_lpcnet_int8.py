@@ -39,7 +39,14 @@ from vocoder.inference._lpcnet_kernels import (
     reassoc_sum,
     run_synthesis_kernel,
 )
-from vocoder.inference._lpcnet_sampling import PDF_FLOOR, SynthesisResult, prepare_synthesis
+from vocoder.inference._lpcnet_sampling import (
+    PDF_FLOOR,
+    SamplerState,
+    SynthesisInputs,
+    SynthesisResult,
+    finish_waveform,
+    prepare_synthesis,
+)
 from vocoder.layers import (
     FASTMATH,
     int8_aligned_gemv,
@@ -250,9 +257,12 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                             bi_ptr, bi_idx, bi_weights, bi_sum, bi_scale,
                             br_ptr, br_idx, br_weights, br_sum, br_scale, b_bias,
                             fc, fc_ptr, fc_idx, fc_weights, fc_sum, fc_qscale, int8_fc, fc_bias, fc_scale,
-                            lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor, first, last,
+                            lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
+                            state_a, state_b, state_qa, state_qb, state_history, state_code, first, last,
                             excitation, signal, prediction):
-    """The per-sample loop for utterances ``[first, last)``, one after the other.
+    """The per-sample loop for utterances ``[first, last)``, one after the other, each from its row of
+    the ``state_*`` arrays (:class:`~vocoder.inference._lpcnet_sampling.SamplerState`; stored back
+    after its last sample).
 
     ``exponent`` and ``pdf_floor`` (a one-element array) come in the network dtype; LPC, signal,
     prediction and uniforms are float64 (as in the float kernel). ``int8_fc``: the DualFC product
@@ -287,12 +297,12 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
     chunk_sums = np.zeros((levels + 15) // 16, dtype)
     history = np.zeros(order)
     for u in range(first, last):
-        h_a[:] = zero
-        q_a[:] = 0
-        h_b[:] = zero
-        q_b[:] = 0
-        history[:] = 0.0
-        code = levels // 2
+        h_a[:] = state_a[u]
+        q_a[:] = state_qa[u]
+        h_b[:] = state_b[u]
+        q_b[:] = state_qb[u]
+        history[:] = state_history[u]
+        code = state_code[u]
         for t in range(n_samples):
             f = t // hop
             # LPC prediction and GRU_A inputs: table rows + frame term
@@ -352,6 +362,12 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             excitation[u, t] = code
             signal[u, t] = sample
             prediction[u, t] = predicted
+        state_a[u] = h_a
+        state_qa[u] = q_a
+        state_b[u] = h_b
+        state_qb[u] = q_b
+        state_history[u] = history
+        state_code[u] = code
 
 
 def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
@@ -391,6 +407,31 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
         raise ValueError(f"packed weights are {packed.dtype}, requested {dtype}")
     options = {} if tempering is None else {"tempering": tempering}
     inputs = prepare_synthesis(model, features, lpc, seed, uniforms, **options)
+    state = SamplerState.initial(model, inputs.uniforms.shape[0], dtype)
+    signal, excitation, prediction = sample_int8(model, packed, inputs, state, threads, pdf_floor, dual_fc)
+    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+
+
+def sample_int8(model: LPCNet, packed: PackedLPCNetInt8, inputs: SynthesisInputs, state: SamplerState,
+                threads: int = 1, pdf_floor: float = PDF_FLOOR, dual_fc: str = "int8"
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 8-bit sample loop over the frames of ``inputs``, continuing from ``state`` (updated in place).
+
+    Args:
+        model: the network (its μ-law convention and hop).
+        packed: from :func:`pack_lpcnet_int8` (its dtype is the float arithmetic's).
+        inputs: the frames' inputs (:func:`~vocoder.inference._lpcnet_sampling.prepare_synthesis`).
+        state: the utterances' state before the first frame.
+        threads: utterances are split over this many threads.
+        pdf_floor: see :func:`~vocoder.inference._lpcnet_sampling.tempered_distribution`.
+        dual_fc: ``"int8"`` or ``"float"`` (see :func:`synthesize_int8`).
+
+    Returns:
+        ``(signal, excitation, prediction)``, each ``(B, T · hop)``.
+    """
+    if dual_fc not in ("int8", "float"):
+        raise ValueError(f"dual_fc must be 'int8' or 'float', got {dual_fc!r}")
+    dtype = packed.dtype
     batch, frames, _ = inputs.a_frame.shape
     n_samples = frames * model.hop_length
     b_gates = packed.b_bias.shape[0]
@@ -413,5 +454,6 @@ def synthesize_int8(model: LPCNet, features: np.ndarray | torch.Tensor,
         np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
         model.hop_length,
         packed.hidden_b, np.full(1, pdf_floor, dtype),
+        state.gru_a, state.gru_b, state.quantized_a, state.quantized_b, state.history, state.code,
     )
     return run_synthesis_kernel(_synthesize_int8_kernel, arguments, batch, n_samples, threads)

@@ -7,7 +7,6 @@ import numpy as np
 from numba import njit
 
 from vocoder.dsp import mulaw_code_values, mulaw_decision_levels
-from vocoder.inference._lpcnet_sampling import SynthesisResult, finish_waveform
 from vocoder.layers import (
     FASTMATH,
     dense_gemv,
@@ -66,12 +65,17 @@ def gru_update(x, gh, h, hidden):
         h[j] = n + z * (h[j] - n)
 
 
-def run_synthesis_kernel(kernel, arguments: tuple, batch: int, n_samples: int, threads: int) -> SynthesisResult:
+def run_synthesis_kernel(kernel, arguments: tuple, batch: int, n_samples: int, threads: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run a per-utterance sampling kernel ``kernel(*arguments, first, last, excitation, signal, prediction)``
-    over ``batch`` utterances split into contiguous ranges on up to ``threads`` threads (nogil kernels)."""
+    over ``batch`` utterances split into contiguous ranges on up to ``threads`` threads (nogil kernels).
+
+    Returns:
+        ``(signal, excitation, prediction)``, each ``(batch, n_samples)``.
+    """
     excitation = np.zeros((batch, n_samples), np.int64)
     signal = np.zeros((batch, n_samples), np.float64)
     prediction = np.zeros((batch, n_samples), np.float64)
     run_in_threads(lambda first, last: kernel(*arguments, first, last, excitation, signal, prediction),
                    split_range(batch, threads))
-    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+    return signal, excitation, prediction

@@ -1,6 +1,8 @@
 """LPCNet synthesis: shared preparation, tempered sampling, and the torch reference loop.
 
-Synthesis runs the frame-rate network once per utterance and then, for every sample ``t`` of frame
+Synthesis runs the frame-rate network over the utterance's frames (the numba kernel of
+:mod:`vocoder.inference._lpcnet_frames`: every frame from its own window in a fixed order, so that a
+stream that sees a few frames at a time gets the same values) and then, for every sample ``t`` of frame
 ``f`` (all in the pre-emphasized domain, α = 0.85):
 
 1. ``p_t = −Σ_k a_k[f] s_{t−k}`` from the utterance's own past *output* (``s_{t<0} = 0``), with the
@@ -25,6 +27,11 @@ whether it is synthesized alone or in a batch (at the same index ``b``).
 
 Features ``(B, T, 20)`` are padded with ``frame_context`` (2) copies of the edge frames on each side
 (as the training segments are), so ``T`` frames give ``T · 160`` samples.
+
+Every backend's sample loop starts from a :class:`SamplerState` and leaves it after its last sample
+(``sample_reference``, :func:`~vocoder.inference._lpcnet_fast.sample_fast`,
+:func:`~vocoder.inference._lpcnet_int8.sample_int8`): offline synthesis is one call from the silent
+state, a stream (:class:`vocoder.inference.LPCNetStream`) one call per push — the same arithmetic.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from vocoder.dsp import deemphasis, excitation16_decode, lpc_from_cepstrum, mulaw_code_values, mulaw_encode
+from vocoder.inference._lpcnet_frames import frame_network_terms, pack_frame_network
 from vocoder.models import LPCNet
 
 #: xiph's ``PDF_FLOOR``: probability mass subtracted from every level before sampling.
@@ -158,6 +166,40 @@ class SynthesisResult:
     prediction: np.ndarray
 
 
+@dataclass
+class SamplerState:
+    """The per-utterance state of the sample loop between calls: what a stream carries from call to call.
+
+    Every backend reads it at the start of a call and leaves it as it was after the call's last
+    sample, so synthesizing frames ``[0, a)`` and then ``[a, T)`` runs the same arithmetic as ``[0, T)``
+    in one call.
+
+    Attributes:
+        gru_a: ``(B, H_a)`` GRU_A state (network dtype).
+        gru_b: ``(B, H_b)`` GRU_B state.
+        quantized_a: ``(B, ⌈H_a/4⌉·4)`` int8 GRU_A state as the 8-bit products read it (int8 backend).
+        quantized_b: ``(B, ⌈H_b/4⌉·4)`` int8 GRU_B state.
+        history: ``(B, order)`` float64 past output ``s_{t−1}, s_{t−2}, …``.
+        code: ``(B,)`` int64 μ-law code of ``e_{t−1}``.
+    """
+
+    gru_a: np.ndarray
+    gru_b: np.ndarray
+    quantized_a: np.ndarray
+    quantized_b: np.ndarray
+    history: np.ndarray
+    code: np.ndarray
+
+    @classmethod
+    def initial(cls, model: LPCNet, batch: int, dtype: np.dtype | type) -> SamplerState:
+        """Silence before the first sample: zero states and history, the mid code."""
+        hidden_a, hidden_b = model.gru_a.hidden_size, model.gru_b.hidden_size
+        return cls(np.zeros((batch, hidden_a), dtype), np.zeros((batch, hidden_b), dtype),
+                   np.zeros((batch, -(-hidden_a // 4) * 4), np.int8),
+                   np.zeros((batch, -(-hidden_b // 4) * 4), np.int8),
+                   np.zeros((batch, model.lpc_order)), np.full(batch, model.n_levels // 2, np.int64))
+
+
 def pad_features(features: np.ndarray, context: int) -> np.ndarray:
     """Replicate the first and last frame ``context`` times: ``(B, T, C)`` → ``(B, T + 2·context, C)``."""
     rows = np.clip(np.arange(-context, features.shape[1] + context), 0, features.shape[1] - 1)
@@ -200,17 +242,32 @@ def prepare_synthesis(model: LPCNet, features: np.ndarray | torch.Tensor,
     if uniforms.shape != (batch, n_samples):
         raise ValueError(f"uniforms must be ({batch}, {n_samples}), got {uniforms.shape}")
 
+    padded = pad_features(features, model.frame_context)
+    a_frame, b_frame = frame_network_terms(pack_frame_network(model), padded)
+    return frame_inputs(model, model.input_tables(), a_frame, b_frame, lpc,
+                        sampling_exponent(features[..., model.correlation_index], tempering), uniforms)
+
+
+def frame_inputs(model: LPCNet, tables: torch.Tensor, a_frame: np.ndarray, b_frame: np.ndarray,
+                 lpc: np.ndarray, exponent: np.ndarray, uniforms: np.ndarray) -> SynthesisInputs:
+    """:class:`SynthesisInputs` of a run of frames from their parts (tensors on the model's device).
+
+    Args:
+        model: the network.
+        tables: ``model.input_tables()``.
+        a_frame, b_frame: ``(B, T, 3·H)`` from :func:`~vocoder.inference._lpcnet_frames.frame_network_terms`.
+        lpc: ``(B, T, order)`` float64.
+        exponent: ``(B, T)`` float64 sampling exponents.
+        uniforms: ``(B, T · hop)`` float64.
+    """
     weight = model.gru_a.weight_hh_l0
-    padded = torch.from_numpy(pad_features(features, model.frame_context)).to(weight.device, weight.dtype)
-    conditioning = model.frame_rate_network(padded)
-    a_frame, b_frame = model.frame_projections(conditioning)
     return SynthesisInputs(
-        tables=model.input_tables(),
-        a_frame=a_frame,
-        b_frame=b_frame,
-        lpc=lpc,
-        exponent=sampling_exponent(features[..., model.correlation_index], tempering),
-        uniforms=uniforms,
+        tables=tables,
+        a_frame=torch.from_numpy(a_frame).to(weight.device, weight.dtype),
+        b_frame=torch.from_numpy(b_frame).to(weight.device, weight.dtype),
+        lpc=np.asarray(lpc, np.float64),
+        exponent=np.asarray(exponent, np.float64),
+        uniforms=np.asarray(uniforms, np.float64),
     )
 
 
@@ -258,8 +315,22 @@ def synthesize_reference(model: LPCNet, features: np.ndarray | torch.Tensor,
         A :class:`SynthesisResult`.
     """
     inputs = prepare_synthesis(model, features, lpc, seed, uniforms, tempering)
+    batch = inputs.uniforms.shape[0]
+    state = SamplerState.initial(model, batch, model.gru_a.weight_hh_l0.detach().cpu().numpy().dtype)
+    signal, excitation, prediction = sample_reference(model, inputs, state, pdf_floor)
+    return SynthesisResult(finish_waveform(signal), signal, excitation, prediction)
+
+
+@torch.no_grad()
+def sample_reference(model: LPCNet, inputs: SynthesisInputs, state: SamplerState, pdf_floor: float = PDF_FLOOR
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The torch loop over the frames of ``inputs``, continuing from ``state`` (updated in place).
+
+    Returns:
+        ``(signal, excitation, prediction)``, each ``(B, T · hop)`` (see :class:`SynthesisResult`).
+    """
     with single_torch_thread():
-        return _reference_loop(model, inputs, pdf_floor)
+        return _reference_loop(model, inputs, pdf_floor, state)
 
 
 def _sample_dual_softmax(model: LPCNet, h_b: torch.Tensor, exponent: torch.Tensor, uniforms: torch.Tensor,
@@ -284,13 +355,13 @@ def _sample_dual_softmax(model: LPCNet, h_b: torch.Tensor, exponent: torch.Tenso
     return (coarse << head.fine_bits) | fine
 
 
-def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) -> SynthesisResult:
-    """The per-sample loop of :func:`synthesize_reference`."""
+def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float, state: SamplerState
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-sample loop of :func:`synthesize_reference` from ``state`` (left after the last sample)."""
     batch, frames, _ = inputs.a_frame.shape
     hop = model.hop_length
     n_samples = frames * hop
     hidden_a = model.gru_a.hidden_size
-    mid = model.n_levels // 2
     w_hh_a, b_hh_a = model.gru_a.weight_hh_l0, model.gru_a.bias_hh_l0
     w_ih_b = model.gru_b.weight_ih_l0[:, :hidden_a]
     w_hh_b, b_hh_b = model.gru_b.weight_hh_l0, model.gru_b.bias_hh_l0
@@ -299,9 +370,11 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
     exponent = torch.from_numpy(inputs.exponent).to(device)
     uniforms = torch.from_numpy(inputs.uniforms).to(device)
 
-    h_a, h_b = model.initial_state(batch)
-    history = torch.zeros(batch, model.lpc_order, dtype=torch.float64, device=device)  # s_{t−1}, s_{t−2}, …
-    excitation_code = torch.full((batch,), mid, dtype=torch.int64, device=device)
+    dtype = w_hh_a.dtype
+    h_a = torch.from_numpy(state.gru_a.copy()).to(device, dtype)
+    h_b = torch.from_numpy(state.gru_b.copy()).to(device, dtype)
+    history = torch.from_numpy(state.history.copy()).to(device)  # s_{t−1}, s_{t−2}, …
+    excitation_code = torch.from_numpy(state.code.copy()).to(device)
     signal = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
     excitation = torch.zeros(batch, n_samples, dtype=torch.int64, device=device)
     prediction = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
@@ -342,6 +415,8 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float) ->
         signal[:, t] = sample
         prediction[:, t] = predicted
 
-    signal_np = signal.cpu().numpy()
-    return SynthesisResult(finish_waveform(signal_np), signal_np, excitation.cpu().numpy(),
-                           prediction.cpu().numpy())
+    state.gru_a[...] = h_a.cpu().numpy()
+    state.gru_b[...] = h_b.cpu().numpy()
+    state.history[...] = history.cpu().numpy()
+    state.code[...] = excitation_code.cpu().numpy()
+    return signal.cpu().numpy(), excitation.cpu().numpy(), prediction.cpu().numpy()

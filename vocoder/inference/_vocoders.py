@@ -18,10 +18,8 @@ from torch import nn
 
 from vocoder.checkpoints import load_weights, model_family, rebuild_model
 from vocoder.data import FeatureSettings
-
-
-class SynthesisError(RuntimeError):
-    """A checkpoint or input that cannot be synthesized from; one line naming it."""
+from vocoder.inference._errors import SynthesisError
+from vocoder.inference._streaming import IAFStream, LPCNetStream, SynthesisStream
 
 
 class Vocoder(abc.ABC):
@@ -56,6 +54,17 @@ class Vocoder(abc.ABC):
     def copy_synthesize(self, waves: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
         """Analyze and resynthesize waveforms."""
         return self.synthesize([self.analyze(w) for w in waves], seed=seed)
+
+    def stream(self, seed: int = 0) -> SynthesisStream:
+        """A stream of one utterance: ``push(frames (T, C)) -> audio``, ``flush() -> audio``.
+
+        See :mod:`vocoder.inference._streaming`; its output is :meth:`synthesize` of the same frames.
+
+        Raises:
+            SynthesisError: this model family has no streaming synthesis.
+        """
+        name = f"{type(self).__name__} ({type(self.model).__name__})"
+        raise SynthesisError(f"{name} has no streaming synthesis")
 
     @classmethod
     def from_checkpoint(
@@ -124,6 +133,12 @@ class LPCNetVocoder(Vocoder):
                                   tempering=self.tempering)
         hop = self.features.hop_length
         return [np.asarray(waves[i, : n * hop], dtype=np.float32) for i, n in enumerate(lengths)]
+
+    def stream(self, seed: int = 0) -> SynthesisStream:
+        """Frame-by-frame synthesis with this vocoder's backend and tempering: sample for sample
+        ``synthesize([frames], seed)`` whatever the pushes (delay: ``frame_context`` frames)."""
+        return LPCNetStream(self.model, self.sample_rate, backend=self.backend, tempering=self.tempering,
+                            seed=seed)
 
 
 class _MelVocoder(Vocoder):
@@ -216,6 +231,12 @@ class IAFVocoder(_MelVocoder):
             waves = self.model.synthesize(net_input, seed=seed, segments=self.threads)
         hop = self.features.hop_length
         return [waves[i, : n * hop].float().cpu().numpy() for i, n in enumerate(lengths)]
+
+    def stream(self, seed: int = 0) -> SynthesisStream:
+        """Frame-by-frame synthesis: ``synthesize([mel], seed)`` up to float rounding whatever the
+        pushes (delay: the upsampler's look-ahead)."""
+        return IAFStream(self.model, self.mel_mean, self.mel_std, self.sample_rate, seed=seed,
+                         threads=self.threads)
 
 
 #: model class name → vocoder class; model families register here

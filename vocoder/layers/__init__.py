@@ -42,7 +42,12 @@ from vocoder.layers._simd import (
 from vocoder.layers._sparse_gru import gru_parameter_grads, live_blocks, sparse_gru_sequence
 from vocoder.layers._sparsity import GRU_GATES, BlockSparsifier, SparseTarget
 from vocoder.layers._threads import run_in_threads, split_range
-from vocoder.layers._upsample import RepeatUpsampler, TransposedConvUpsampler, build_upsampler
+from vocoder.layers._upsample import (
+    CentredUpsampler,
+    RepeatUpsampler,
+    TransposedConvUpsampler,
+    build_upsampler,
+)
 from vocoder.layers._wavenet import (
     CausalConv1d,
     LayerWeights,
@@ -65,6 +70,7 @@ __all__ = [
     "SparseTarget",
     # WaveNet blocks and upsamplers
     "CausalConv1d",
+    "CentredUpsampler",
     "LayerWeights",
     "RepeatUpsampler",
     "ResidualBlock",
