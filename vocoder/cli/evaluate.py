@@ -49,7 +49,7 @@ class EvalSettings:
     anchors: bool = False
     plots: int = 3
     workers: int = 2
-    sample_rate: int = 16000
+    sample_rate: int | None = None
     cache: bool = True
     cache_dir: str | None = None
 
@@ -80,7 +80,7 @@ def validate(cfg: DictConfig) -> EvalSettings:
         raise ConfigError(f"plots: must be >= 0 (0 turns plots off), got {settings.plots}")
     if settings.workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {settings.workers}")
-    if settings.sample_rate < MIN_SAMPLE_RATE:
+    if settings.sample_rate is not None and settings.sample_rate < MIN_SAMPLE_RATE:
         raise ConfigError(f"sample_rate: must be at least {MIN_SAMPLE_RATE} Hz, got {settings.sample_rate}")
     output_dir = Path(settings.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():

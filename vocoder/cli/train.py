@@ -39,10 +39,10 @@ def _without(section: DictConfig, *keys: str) -> DictConfig:
 
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Check every section before any work; return the typed pieces. Raises :class:`ConfigError`."""
-    from vocoder.cli._schema import DataConfig
+    from vocoder.cli._schema import validate_data
     from vocoder.training import TrainerSettings
 
-    data = check_dataclass_section(cfg.data, DataConfig, "data")
+    data = validate_data(cfg.data)
     # ranges and choices of the trainer's settings: TrainerSettings.__post_init__
     settings = check_dataclass_section(cfg.trainer, TrainerSettings, "trainer")
     check_target_section(cfg.model, "model")

@@ -7,10 +7,12 @@ from vocoder.evaluation._metrics import (
     ReferenceAnalysis,
     harvest_f0,
     mel_cepstra,
+    mcep_alpha,
     mel_cepstral_distortion,
     pesq_wb,
     pitch_scores,
     score_pair,
+    scoring_rates,
     stoi,
 )
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
@@ -36,6 +38,7 @@ __all__ = [
     "griffin_lim_from_mel",
     "harvest_f0",
     "markdown_table",
+    "mcep_alpha",
     "mel_cepstra",
     "mel_cepstral_distortion",
     "mulaw_8bit",
@@ -46,6 +49,7 @@ __all__ = [
     "plot_spectrograms",
     "plot_spectrum_and_f0",
     "score_pair",
+    "scoring_rates",
     "stoi",
     "summarize",
     "world_resynthesis",

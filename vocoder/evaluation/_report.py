@@ -14,7 +14,7 @@ import numpy as np
 from vocoder.data import load_audio
 from vocoder.evaluation._anchors import ANCHORS
 from vocoder.evaluation._cache import ReferenceCache
-from vocoder.evaluation._metrics import ReferenceAnalysis, score_pair
+from vocoder.evaluation._metrics import ReferenceAnalysis, score_pair, scoring_rates
 from vocoder.evaluation._plots import plot_distributions, plot_spectrograms, plot_spectrum_and_f0
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def evaluate_folders(
     reference_dir: str | Path,
     synthesized_dir: str | Path,
     output_dir: str | Path,
-    sample_rate: int = 16000,
+    sample_rate: int | None = None,
     anchors: bool = False,
     plots: int = 3,
     workers: int = 2,
@@ -98,7 +98,9 @@ def evaluate_folders(
         reference_dir: folder of natural wavs.
         synthesized_dir: folder of synthesized wavs with the same file names.
         output_dir: where the report goes (created).
-        sample_rate: both sides are read (and resampled if needed) at this rate.
+        sample_rate: both sides are read (and resampled if needed) at this rate; ``None``: the
+            references' own (the highest, when they differ). Each metric then resamples as its
+            definition requires (:func:`vocoder.evaluation.scoring_rates`, written in the summary).
         anchors: also score the anchors of :data:`ANCHORS` computed from the natural wavs.
         plots: number of utterances with a spectrogram comparison (0: no plots at all).
         workers: processes scoring utterances in parallel.
@@ -115,6 +117,8 @@ def evaluate_folders(
     """
     reference_dir, synthesized_dir, output_dir = Path(reference_dir), Path(synthesized_dir), Path(output_dir)
     pairs = pair_files(reference_dir, synthesized_dir)
+    if sample_rate is None:
+        sample_rate = native_rate([ref for _, ref, _ in pairs])
     output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before the long part
     for _, ref, syn in pairs:
         load_audio(ref, sample_rate)
@@ -143,7 +147,7 @@ def evaluate_folders(
         writer.writeheader()
         writer.writerows(rows)
     summary = summarize(rows)
-    (output_dir / "summary.md").write_text(markdown_table(summary, len(pairs)))
+    (output_dir / "summary.md").write_text(markdown_table(summary, len(pairs), sample_rate))
     if plots:
         plot_distributions(rows, output_dir / "plots" / "distributions.png")
         for uid, ref, syn in pairs[:plots]:
@@ -172,8 +176,24 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     return out
 
 
-def markdown_table(summary: dict[str, dict[str, tuple[float, float]]], utterances: int) -> str:
-    """The score table (mean ± 95 % CI) as markdown."""
+def native_rate(references: list[Path]) -> int:
+    """The sample rate of the reference files (the highest, when they differ)."""
+    import soundfile as sf
+
+    rates = set()
+    for path in references:
+        try:
+            rates.add(int(sf.info(path).samplerate))
+        except (sf.SoundFileError, RuntimeError):
+            load_audio(path, 16000)  # raises the one-line error naming the file
+    return max(rates)
+
+
+def markdown_table(
+    summary: dict[str, dict[str, tuple[float, float]]], utterances: int, sample_rate: int | None = None
+) -> str:
+    """The score table (mean ± 95 % CI) as markdown; with ``sample_rate``, a last line saying the
+    rate each metric was computed at."""
     header = "| system | PESQ-WB ↑ | STOI ↑ | MCD dB ↓ | V/UV err ↓ | GPE ↓ | FPE cents ↓ |"
     lines = [f"Scores over {utterances} utterances (mean ± 95 % CI).", "", header,
              "|" + "---|" * 7]
@@ -186,4 +206,6 @@ def markdown_table(summary: dict[str, dict[str, tuple[float, float]]], utterance
             spread = "" if math.isnan(half) else f" ± {half * scale:.2f}"
             cells.append("n/a" if math.isnan(mean) else f"{mean * scale:.2f}{spread}{unit}")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    if sample_rate is not None:
+        lines += ["", scoring_rates(sample_rate)]
     return "\n".join(lines) + "\n"
