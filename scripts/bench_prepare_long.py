@@ -58,6 +58,22 @@ def build_corpus(source: Path, target: Path, hours: float) -> tuple[int, float]:
     return count, seconds
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (and the children they joined)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime are fields 14-17 of stat (11-14 after the command name)
+        total += sum(int(value) for value in fields[11:15]) / ticks
+        stack += _children(p)
+    return total
+
+
 def tree_rss_kb(pid: int) -> tuple[int, int]:
     """(resident KiB of ``pid`` alone, of ``pid`` and all its descendants)."""
 
@@ -95,9 +111,20 @@ def run_prepare(corpus: Path, cache: Path, workers: int, total: int, kill_at: fl
     started = time.perf_counter()
     proc = subprocess.Popen(timer + command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    try:
+        return _watch(proc, started, cache, total, kill_at, interval, bool(timer))
+    finally:
+        if proc.poll() is None:  # this script was interrupted: take the preparation down with it
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _watch(proc: subprocess.Popen, started: float, cache: Path, total: int, kill_at: float | None,
+           interval: float, timer: bool) -> dict:
+    """Sample the running preparation until it ends (or kill it once ``kill_at`` of the entries exist)."""
     samples: list[tuple[float, int, int, int]] = []  # (seconds, entries written, main KiB, tree KiB)
     features = cache / "features"
     killed = False
+    cpu_seconds = 0.0
     while proc.poll() is None:
         time.sleep(interval)
         # the timer's child is the preparation; sum from the timer down (time itself is ~2 MB)
@@ -105,15 +132,21 @@ def run_prepare(corpus: Path, cache: Path, workers: int, total: int, kill_at: fl
         main_pid = next((c for c in _children(proc.pid)), proc.pid) if timer else proc.pid
         own, tree = tree_rss_kb(main_pid)
         samples.append((time.perf_counter() - started, written, own, tree))
+        cpu_seconds = max(cpu_seconds, tree_cpu_seconds(proc.pid))
         if kill_at is not None and written >= kill_at * total and not killed:
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
     max_rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    user = re.search(r"User time \(seconds\): ([\d.]+)", stderr)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", stderr)
+    if user and system:  # /usr/bin/time counts the joined workers too
+        cpu_seconds = float(user.group(1)) + float(system.group(1))
     summary = re.search(r"computed (\d+), already up to date (\d+), skipped (\d+)", stdout)
     return {
         "wall": wall,
+        "cpu": cpu_seconds,
         "killed": killed,
         "returncode": proc.returncode,
         "samples": samples,
@@ -174,16 +207,18 @@ def main() -> None:
     print(f"cpu: {cpu}; cores allowed: {affinity}; workers: {args.workers}; load before: {os.getloadavg()}")
     first = run_prepare(corpus, cache, args.workers, count, args.kill_at, args.interval)
     second = run_prepare(corpus, cache, args.workers, count, None, args.interval)
+    load_after = os.getloadavg()
     if second["returncode"] != 0:
         print(second["stdout"][-2000:], second["stderr"][-2000:])
         sys.exit("bench_prepare_long: the resumed preparation failed")
     print()
-    print(f"{'run':<34}{'wall s':>10}{'entries':>10}{'computed':>10}{'reused':>10}{'peak tree MB':>14}"
-          f"{'max RSS MB':>12}")
+    print(f"{'run':<26}{'wall s':>9}{'CPU s':>9}{'entries':>9}{'computed':>10}{'reused':>9}"
+          f"{'peak tree MB':>14}{'max RSS MB':>12}")
     for label, run in (("1: killed (SIGKILL)", first), ("2: resumed to the end", second)):
         peak = max((s[3] for s in run["samples"]), default=0) / 1024
-        print(f"{label:<34}{run['wall']:>10.1f}{run['entries']:>10}{str(run['computed'] or '-'):>10}"
-              f"{str(run['up_to_date'] or '-'):>10}{peak:>14.0f}{run['time_max_rss_mb']:>12.0f}")
+        print(f"{label:<26}{run['wall']:>9.1f}{run['cpu']:>9.1f}{run['entries']:>9}"
+              f"{str(run['computed'] or '-'):>10}{str(run['up_to_date'] or '-'):>9}{peak:>14.0f}"
+              f"{run['time_max_rss_mb']:>12.0f}")
     print()
     print(f"{'memory over each run (time share)':<34}{'entries':>10}{'main MB':>10}{'tree MB':>10}")
     rows = {}
@@ -203,9 +238,12 @@ def main() -> None:
         f"resumed_s={second['wall']:.0f} resumed_computed={second['computed']} "
         f"resumed_reused={second['up_to_date']} "
         f"resumed_xrt={audio_computed / second['wall']:.0f} "
+        f"resumed_cpu_s={second['cpu']:.0f} "
+        f"resumed_xrt_per_cpu_s={audio_computed / max(second['cpu'], 1e-9):.0f} "
         f"peak_tree_mb={max(s[3] for s in first['samples'] + second['samples']) / 1024:.0f} "
         f"main_growth_mb={growth:.0f} cpu={cpu.replace(' ', '_')} cores={len(affinity)}"
     )
+    print(f"load after: {load_after}")
     if not args.keep:
         shutil.rmtree(args.work)
 

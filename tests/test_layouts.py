@@ -338,7 +338,8 @@ def test_prepare_vctk_with_held_out_speakers_records_them(tmp_path, clips):
     assert records["p226_001"]["text"] == clips[1][0]
     summary = result.summary()
     assert summary.splitlines()[0].startswith("corpus: vctk layout (found by data.layout=auto)")
-    assert "audio: resampled to 16000 Hz (soxr HQ): 9 at 48000 Hz" in summary
+    assert "files: resampled to 16000 Hz (soxr HQ): 9 at 48000 Hz" in summary
+    assert "utterances: 9 (train 4, dev 2, eval 2, 1 of held-out speakers in no split); computed 9" in summary
     again = prepare_corpus(root, cache, FeatureSettings(), **kwargs)
     assert (again.computed, again.up_to_date, again.splits) == (0, 9, result.splits)
     # another held-out request is another split over the same entries
@@ -354,7 +355,7 @@ def test_prepare_mixed_folder_resamples_and_downmixes(tmp_path, clips):
     result = prepare_corpus(root, cache, FeatureSettings(), n_eval=1, n_dev=1, num_workers=0, progress=False)
     assert sum(len(ids) for ids in result.splits.values()) == 6 and not result.skipped
     assert result.conversion == (
-        "audio: resampled to 16000 Hz (soxr HQ): 2 at 22050 Hz, 2 at 44100 Hz; "
+        "files: resampled to 16000 Hz (soxr HQ): 2 at 22050 Hz, 2 at 44100 Hz; "
         "2 multi-channel files averaged to mono"
     )
     with np.load(cache / "features" / "bob_take1.npz") as entry:

@@ -51,7 +51,7 @@ def test_own_voice_recipe_runs_every_stage(tmp_path):
         assert stage in out
     assert "resampled to 16 kHz" in out  # the recipe says so before preparing
     assert f"corpus: folder layout (found by data.layout=auto) at {recordings}: 5 utterances" in out
-    assert "audio: resampled to 16000 Hz (soxr HQ): 5 at 22050 Hz" in out
+    assert "files: resampled to 16000 Hz (soxr HQ): 5 at 22050 Hz" in out
     assert "initialized from pretrained:kathleen_lpcnet" in out
     exp = tmp_path / "exp"
     assert (exp / "checkpoints" / "last.pt").is_file()

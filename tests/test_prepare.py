@@ -420,8 +420,6 @@ def test_cli_prepares_the_sample(tmp_path):
             "data.features.sample_rate=4000",
             "vocoder-prepare: error: data.features.sample_rate: must be in [8000, 192000] Hz, got 4000",
         ),
-        ("data.layout=arctik", "vocoder-prepare: error: data.layout: expected one of auto, arctic, folder, "
-                               "ljspeech, vctk, libritts, filelist, got 'arctik'"),
     ],
 )
 def test_cli_config_errors_are_one_line(tmp_path, override, expected):
@@ -451,11 +449,12 @@ def _compose(*overrides: str):
             "data.features.n_fft=1.5",
             "data.features.n_fft: Value '1.5' of type 'float' could not be converted",
         ),
-        ("data.features.sample_rate=4000", "data.features.sample_rate: must be in [8000, 192000] Hz, got 4000"),
+        ("data.features.sample_rate=4000", "data.features.sample_rate: must be in [8000, 192000] Hz"),
         ("data.features.hop_length=2048", "data.features.hop_length: must be in [1, n_fft=1024], got 2048"),
         ("data.splits.held_out_speakers=-1", "data.splits.held_out_speakers: expected null, a number of"),
         ("data.splits.held_out_speakers=true", "data.splits.held_out_speakers: expected null, a number of"),
         ("data.layout=filelist", "data.root: "),
+        ("data.layout=arctik", "data.layout: expected one of auto, arctic, folder, ljspeech, vctk, libritts"),
         ("data.features.win_length=2048", "data.features.win_length: must be in [1, n_fft=1024], got 2048"),
         (
             "data.features.fmax=9000",

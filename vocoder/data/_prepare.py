@@ -132,8 +132,11 @@ class PreparedCorpus:
 
     def summary(self, max_skipped: int = 20) -> str:
         """A multi-line human-readable report: cache, counts per split, skipped files, speed."""
-        total = sum(len(ids) for ids in self.splits.values())
+        total = self.computed + self.up_to_date
         counts = ", ".join(f"{name} {len(self.splits[name])}" for name in SPLITS)
+        outside = total - sum(len(ids) for ids in self.splits.values())
+        if outside > 0:
+            counts += f", {outside} of held-out speakers in no split"
         lines = [self.corpus] if self.corpus else []
         lines += [
             f"cache: {self.cache_dir} (corpus {self.root})",
@@ -502,7 +505,7 @@ def _conversion_line(records: Sequence[Mapping], sample_rate: int) -> str:
         parts.append(f"resampled to {sample_rate} Hz (soxr HQ): {at}")
     if multichannel:
         parts.append(f"{multichannel} multi-channel files averaged to mono")
-    return "audio: " + "; ".join(parts) if parts else ""
+    return "files: " + "; ".join(parts) if parts else ""
 
 
 def prepare_corpus(
@@ -572,6 +575,7 @@ def prepare_corpus(
     if limit is not None:
         utterances = utterances[:limit]
     split_ids([u.id for u in utterances], 0, 0)  # duplicate ids are an error before any work
+    held_out_speaker_names([u.speaker for u in utterances], held_out_speakers)  # unknown names, too
     for key, value in (("n_eval", n_eval), ("n_dev", n_dev)):
         if value is not None and value < 0:
             raise ValueError(f"{key} must be >= 0 or None, got {value}")
