@@ -71,7 +71,7 @@ PREPARE_CASES = [
     ("data.splits.n_dev=-2", "data.splits.n_dev"),
     ("data.limit=many", "data.limit"),
     ("data.on_error=retry", "data.on_error"),
-    ("data.features.sample_rate=22050", "data.features.sample_rate"),
+    ("data.features.sample_rate=4000", "data.features.sample_rate"),
 ]
 
 

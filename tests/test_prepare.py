@@ -302,12 +302,15 @@ def test_default_split_sizes_adapt_to_a_small_corpus_with_broken_files(sample_ro
     assert sorted(s.id for s in result.skipped) == ["arctic_a0000", "arctic_b0001", "arctic_b9999"]
     assert {name: len(ids) for name, ids in result.splits.items()} == {"train": 6, "dev": 1, "eval": 1}
     assert result.split.startswith("split: train 6, dev 1, eval 1 (a small corpus of 8 usable utterances")
-    assert result.split in result.summary().splitlines()[2]
+    assert result.summary().splitlines()[0].startswith("corpus: arctic layout (found by data.layout=auto)")
+    assert result.split in result.summary().splitlines()[3]
     manifest = json.loads((cache / "manifest.json").read_text())
     assert manifest["splits"] == {
         "n_eval": 1,
         "n_dev": 1,
-        "requested": {"n_eval": None, "n_dev": None},
+        "requested": {"n_eval": None, "n_dev": None, "held_out_speakers": None},
+        "held_out_speakers": [],
+        "unused": 0,
         "adapted": True,
         "line": result.split,
     }
@@ -414,9 +417,8 @@ def test_cli_prepares_the_sample(tmp_path):
     [
         ("data.nonsense=1", "vocoder-prepare: error: data.nonsense: unknown setting"),
         (
-            "data.features.sample_rate=22050",
-            "vocoder-prepare: error: data.features.sample_rate: LPCNet features are "
-            "defined at 16000 Hz, got 22050",
+            "data.features.sample_rate=4000",
+            "vocoder-prepare: error: data.features.sample_rate: must be in [8000, 192000] Hz, got 4000",
         ),
     ],
 )
@@ -447,11 +449,12 @@ def _compose(*overrides: str):
             "data.features.n_fft=1.5",
             "data.features.n_fft: Value '1.5' of type 'float' could not be converted",
         ),
-        (
-            "data.features.sample_rate=22050",
-            "data.features.sample_rate: LPCNet features are defined at 16000 Hz",
-        ),
-        ("data.features.hop_length=80", "data.features.hop_length: LPCNet frames are 10 ms = 160 samples"),
+        ("data.features.sample_rate=4000", "data.features.sample_rate: must be in [8000, 192000] Hz"),
+        ("data.features.hop_length=2048", "data.features.hop_length: must be in [1, n_fft=1024], got 2048"),
+        ("data.splits.held_out_speakers=-1", "data.splits.held_out_speakers: expected null, a number of"),
+        ("data.splits.held_out_speakers=true", "data.splits.held_out_speakers: expected null, a number of"),
+        ("data.layout=filelist", "data.root: "),
+        ("data.layout=arctik", "data.layout: expected one of auto, arctic, folder, ljspeech, vctk, libritts"),
         ("data.features.win_length=2048", "data.features.win_length: must be in [1, n_fft=1024], got 2048"),
         (
             "data.features.fmax=9000",

@@ -61,7 +61,7 @@ class EvalSettings:
     plots: int = 3
     page: int = 100
     workers: int = 2
-    sample_rate: int = 16000
+    sample_rate: int | None = None
     cache: bool = True
     cache_dir: str | None = None
 
@@ -94,7 +94,7 @@ def validate(cfg: DictConfig) -> EvalSettings:
         raise ConfigError(f"page: must be >= 0 (0 writes no listening page), got {settings.page}")
     if settings.workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {settings.workers}")
-    if settings.sample_rate < MIN_SAMPLE_RATE:
+    if settings.sample_rate is not None and settings.sample_rate < MIN_SAMPLE_RATE:
         raise ConfigError(f"sample_rate: must be at least {MIN_SAMPLE_RATE} Hz, got {settings.sample_rate}")
     settings.hyp = hyp_systems(settings.hyp)
     output_dir = Path(settings.output_dir).expanduser()

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vocoder.config._schema import DataConfig
+from vocoder.config._schema import validate_data
 from vocoder.config._validate import ConfigError, build_checked, check_dataclass_section, check_target_section
 
 # keys a training module receives from the CLI rather than from its config section
@@ -33,7 +33,7 @@ def validate_train_config(cfg: DictConfig) -> dict[str, Any]:
     """Check every section before any work; return the typed pieces. Raises :class:`ConfigError`."""
     from vocoder.training import TrainerSettings
 
-    data = check_dataclass_section(cfg.data, DataConfig, "data")
+    data = validate_data(cfg.data)
     # ranges and choices of the trainer's settings: TrainerSettings.__post_init__
     settings = check_dataclass_section(cfg.trainer, TrainerSettings, "trainer")
     check_target_section(cfg.model, "model")

@@ -12,12 +12,13 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vocoder.config._validate import ConfigError, check_dataclass_section
-from vocoder.data import ARCTIC_SPEAKERS, DEFAULT_BASE_URL, AugmentSettings, FeatureSettings
+from vocoder.data import ARCTIC_SPEAKERS, DEFAULT_BASE_URL, LAYOUTS, AugmentSettings, FeatureSettings
 
 # FeatureSettings is frozen (it is hashed into cache fingerprints) and OmegaConf cannot merge into
 # frozen dataclasses; this mutable twin is generated from it so the fields are defined only once.
@@ -47,26 +48,27 @@ class AugmentConfig(_AugmentFields):
             raise ConfigError(f"data.augment.{key}: {str(exc).split(' ', 1)[1]}") from None
 
 
-LPCNET_SAMPLE_RATE = 16000
-LPCNET_HOP_LENGTH = 160
 MAX_LPC_ORDER = 159  # vocoder.dsp.lpc_from_cepstrum works on a 320-sample analysis window
+#: Sample rates a corpus can be prepared at (PESQ-WB and the pitch range need at least 8 kHz).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 
 
 @dataclass
 class FeaturesConfig(_FeaturesFields):
-    """``data.features``: the fields of :class:`vocoder.data.FeatureSettings`, with value checks."""
+    """``data.features``: the fields of :class:`vocoder.data.FeatureSettings`, with value checks.
+
+    Any rate from 8 to 192 kHz is accepted here; the models that need LPCNet's 16 kHz features (LPCNet)
+    or 10 ms frames (the feature converter) refuse other settings themselves, in one line.
+    """
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"data.features.{key}: {why}, got {getattr(self, key)!r}")
 
-        if self.sample_rate != LPCNET_SAMPLE_RATE:
-            raise bad("sample_rate", f"LPCNet features are defined at {LPCNET_SAMPLE_RATE} Hz")
-        if self.hop_length != LPCNET_HOP_LENGTH:
-            raise bad(
-                "hop_length",
-                f"LPCNet frames are 10 ms = {LPCNET_HOP_LENGTH} samples (mel frames align to them)",
-            )
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise bad("sample_rate", f"must be in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz")
+        if not 1 <= self.hop_length <= self.n_fft:
+            raise bad("hop_length", f"must be in [1, n_fft={self.n_fft}]")
         if not 1 <= self.win_length <= self.n_fft:
             raise bad("win_length", f"must be in [1, n_fft={self.n_fft}]")
         if self.n_mels < 1:
@@ -93,15 +95,19 @@ class FeaturesConfig(_FeaturesFields):
 
 @dataclass
 class SplitsConfig:
-    """``data.splits``: sizes of the eval and dev splits (the last utterances in sorted id order).
+    """``data.splits``: sizes of the eval and dev splits (each speaker's last utterances in id order).
 
     ``None`` (the default) chooses for the corpus: 100 each from 1,000 usable utterances on, 10 %
     each (at least one) below (:func:`vocoder.data.choose_split_sizes`). A value that is set is kept
     as given; one the corpus cannot hold is an error when the corpus is prepared.
+    ``held_out_speakers``: ``null`` (none), a number N (the last N speakers in sorted order) or a
+    list of speaker names whose utterances only the eval split holds (unseen-speaker evaluation).
     """
 
     n_eval: int | None = None
     n_dev: int | None = None
+    # a number or a list of names: OmegaConf has no union of a number and a list, so checked here
+    held_out_speakers: Any = None
 
     def __post_init__(self) -> None:
         for key in ("n_eval", "n_dev"):
@@ -110,6 +116,19 @@ class SplitsConfig:
                 raise ConfigError(
                     f"data.splits.{key}: must be >= 1, got {value} (or null: chosen for the corpus)"
                 )
+        held = self.held_out_speakers
+        if isinstance(held, bool) or not (
+            held is None
+            or (isinstance(held, int) and held >= 0)
+            or isinstance(held, str)
+            or (isinstance(held, list | tuple) and all(isinstance(v, str | int) for v in held))
+        ):
+            raise ConfigError(
+                f"data.splits.held_out_speakers: expected null, a number of speakers >= 0 or a list of "
+                f"speaker names, got {held!r}"
+            )
+        if isinstance(held, list | tuple):
+            self.held_out_speakers = [str(name) for name in held]
 
 
 @dataclass
@@ -119,7 +138,8 @@ class DataConfig:
     Attributes:
         name: corpus name (used in paths such as the default cache directory).
         speaker: CMU ARCTIC speaker downloaded when ``root`` is unset.
-        root: local corpus directory in the ARCTIC layout; ``None`` downloads ``speaker``.
+        root: local corpus directory (or a file list) in ``layout``; ``None`` downloads ``speaker``.
+        layout: one of :data:`vocoder.data.LAYOUTS` (``auto``: detected, printed in one line).
         download_dir: where archives are downloaded and extracted.
         base_url: URL of the directory holding the ARCTIC release archives.
         cache_dir: feature cache directory.
@@ -133,6 +153,7 @@ class DataConfig:
     name: str = "slt"
     speaker: str = "slt"
     root: str | None = None
+    layout: str = "auto"
     download_dir: str = "downloads"
     base_url: str = DEFAULT_BASE_URL
     cache_dir: str = "cache/slt"
@@ -144,15 +165,29 @@ class DataConfig:
     limit: int | None = None
 
     def __post_init__(self) -> None:
+        if self.root is None and not self.speaker:  # data=local: nothing to download
+            raise ConfigError(
+                "data.root: not set; give data.root=DIR (a corpus in any layout) or a file list"
+            )
         if self.root is None and self.speaker not in ARCTIC_SPEAKERS:
             raise ConfigError(
                 f"data.speaker: unknown CMU ARCTIC speaker {self.speaker!r} "
                 f"(one of {', '.join(ARCTIC_SPEAKERS)}); or pass data.root=DIR"
             )
-        if self.root is not None and not Path(self.root).expanduser().is_dir():
-            raise ConfigError(
-                f"data.root: {self.root} is not a directory (expected the ARCTIC layout: wav/*.wav)"
-            )
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"data.layout: expected one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.root is not None:
+            root = Path(self.root).expanduser()
+            if self.layout == "filelist" and not root.is_file():
+                raise ConfigError(
+                    f"data.root: {self.root} is not a file (data.layout=filelist reads a list of paths)"
+                )
+            if self.layout not in ("filelist", "auto") and not root.is_dir():
+                raise ConfigError(f"data.root: {self.root} is not a directory (data.layout={self.layout})")
+            if self.layout == "auto" and not root.exists():
+                raise ConfigError(
+                    f"data.root: {self.root} is not a directory (a corpus in any layout) nor a file list"
+                )
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"data.base_url: expected an http:// or https:// URL, got {self.base_url!r}")
         for key in ("cache_dir", "download_dir"):

@@ -1,6 +1,7 @@
-"""Corpora (ARCTIC layout, download, splits), feature extraction and cache, torch datasets."""
+"""Corpora (ARCTIC, LJSpeech, VCTK, LibriTTS, folders, file lists; download, speakers, splits), feature
+extraction and cache, torch datasets."""
 
-from vocoder.data._audio import load_audio
+from vocoder.data._audio import load_audio, load_audio_with_info
 from vocoder.data._augment import AugmentDraw, AugmentSettings, augment_waveform, draw_augmentation
 from vocoder.data._corpus import CorpusUtterance, list_utterances, read_transcripts
 from vocoder.data._datasets import (
@@ -26,6 +27,7 @@ from vocoder.data._download import (
 )
 from vocoder.data._errors import BadAudioError, CorpusError, DataError, DownloadError
 from vocoder.data._fsutil import write_atomic
+from vocoder.data._layouts import AUDIO_SUFFIXES, LAYOUTS, Corpus, discover_corpus
 from vocoder.data._mel_segments import MelSegments, log_mel_frames
 from vocoder.data._prepare import (
     DataSource,
@@ -36,13 +38,20 @@ from vocoder.data._prepare import (
     prepare_corpus,
     prepare_data,
 )
-from vocoder.data._settings import FeatureSettings
+from vocoder.data._settings import (
+    LPCNET_HOP_LENGTH,
+    LPCNET_SAMPLE_RATE,
+    FeatureSettings,
+    standard_analysis,
+)
 from vocoder.data._splits import (
     DEFAULT_SPLIT_SIZE,
     SMALL_CORPUS_FRACTION,
     SPLITS,
     SplitChoice,
     choose_split_sizes,
+    held_out_speaker_names,
+    split_by_speaker,
     split_ids,
     write_splits,
 )
@@ -56,6 +65,16 @@ from vocoder.data._xiph_features import (
 )
 
 __all__ = [
+    "AUDIO_SUFFIXES",
+    "LAYOUTS",
+    "LPCNET_HOP_LENGTH",
+    "LPCNET_SAMPLE_RATE",
+    "Corpus",
+    "discover_corpus",
+    "held_out_speaker_names",
+    "load_audio_with_info",
+    "split_by_speaker",
+    "standard_analysis",
     "XIPH_FEATURES",
     "XIPH_TOTAL_FEATURES",
     "XIPH_WRITERS",

@@ -12,6 +12,13 @@ from vocoder.data._errors import BadAudioError
 
 
 def load_audio(path: str | Path, sample_rate: int, min_samples: int = 1) -> np.ndarray:
+    """:func:`load_audio_with_info` without the file's rate and channel count."""
+    return load_audio_with_info(path, sample_rate, min_samples)[0]
+
+
+def load_audio_with_info(
+    path: str | Path, sample_rate: int, min_samples: int = 1
+) -> tuple[np.ndarray, int, int]:
     """Read an audio file as a mono float32 waveform at ``sample_rate``.
 
     Every format and subtype libsndfile reads is accepted (8/16/24/32-bit PCM, float, double, ...);
@@ -25,7 +32,8 @@ def load_audio(path: str | Path, sample_rate: int, min_samples: int = 1) -> np.n
         min_samples: files shorter than this (after resampling) are rejected.
 
     Returns:
-        The waveform, shape ``(N,)``, float32.
+        ``(waveform, file_rate, channels)``: the waveform, shape ``(N,)``, float32; the file's own
+        sample rate and channel count.
 
     Raises:
         BadAudioError: the file is missing, empty, not audio, corrupt, contains no samples, NaN or
@@ -61,4 +69,4 @@ def load_audio(path: str | Path, sample_rate: int, min_samples: int = 1) -> np.n
         duration_ms = 1000.0 * audio.shape[0] / sample_rate
         minimum_ms = 1000.0 * min_samples / sample_rate
         raise BadAudioError(path, f"too short ({duration_ms:.1f} ms; at least {minimum_ms:.0f} ms needed)")
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    return np.ascontiguousarray(audio, dtype=np.float32), int(file_rate), int(data.shape[1])

@@ -21,16 +21,25 @@ TRANSCRIPT_FILE = Path("etc") / "txt.done.data"
 WAV_DIR = "wav"
 
 # ( <id> "<text>" ) — the text may itself contain escaped quotes (\")
+_RELEASE_FOLDER = re.compile(r"^cmu_[a-z]+_(?P<speaker>[a-z0-9]+)_arctic")
 _FESTVOX_LINE = re.compile(r'^\(\s*(?P<id>\S+)\s+"(?P<text>(?:[^"\\]|\\.)*)"\s*\)$')
 
 
 @dataclass(frozen=True)
 class CorpusUtterance:
-    """One utterance of a corpus: its id, waveform file and transcript ("" when none is given)."""
+    """One utterance of a corpus.
+
+    Attributes:
+        id: utterance id, unique in the corpus (the cache entry is ``features/<id>.npz``).
+        wav: its audio file (any format soundfile reads, despite the name).
+        text: its transcript ("" when the layout gives none).
+        speaker: its speaker ("" for none given; a single-speaker corpus has one value throughout).
+    """
 
     id: str
     wav: Path
     text: str
+    speaker: str = ""
 
 
 def read_transcripts(path: str | Path) -> dict[str, str]:
@@ -67,7 +76,8 @@ def list_utterances(root: str | Path) -> list[CorpusUtterance]:
 
     Every ``wav/*.wav`` file is an utterance (its id is the file stem); its transcript comes from
     ``etc/txt.done.data`` when that file exists. Transcript lines without a wav file are ignored:
-    the waveforms define the corpus.
+    the waveforms define the corpus. The one speaker is named after the release folder
+    (``cmu_us_slt_arctic`` → ``slt``; another folder name as it is).
 
     Args:
         root: the corpus directory (the one holding ``wav/`` and ``etc/``).
@@ -88,4 +98,14 @@ def list_utterances(root: str | Path) -> list[CorpusUtterance]:
         raise CorpusError(f"{root}: not an ARCTIC-layout corpus (no {WAV_DIR}/*.wav files)")
     transcript_path = root / TRANSCRIPT_FILE
     transcripts = read_transcripts(transcript_path) if transcript_path.is_file() else {}
-    return [CorpusUtterance(id=wav.stem, wav=wav, text=transcripts.get(wav.stem, "")) for wav in wav_files]
+    speaker = arctic_speaker_name(root)
+    return [
+        CorpusUtterance(id=wav.stem, wav=wav, text=transcripts.get(wav.stem, ""), speaker=speaker)
+        for wav in wav_files
+    ]
+
+
+def arctic_speaker_name(root: Path) -> str:
+    """The speaker of an ARCTIC release folder: ``cmu_us_slt_arctic`` → ``slt``, else the folder name."""
+    match = _RELEASE_FOLDER.match(root.name)
+    return match["speaker"] if match else root.name

@@ -22,13 +22,14 @@ class CacheError(DataError):
 
 @dataclass
 class Utterance:
-    """One prepared utterance held in memory."""
+    """One prepared utterance held in memory (``features``/``lpc`` are ``None`` in a cache whose frames
+    are not 10 ms long: LPCNet's features do not exist there)."""
 
     id: str
     audio: np.ndarray  # (N,) float32, N = frames · hop
     mel: np.ndarray  # (T, n_mels) float32
-    features: np.ndarray  # (T, 20) float32
-    lpc: np.ndarray  # (T, order) float32
+    features: np.ndarray | None  # (T, 20) float32
+    lpc: np.ndarray | None  # (T, order) float32
 
 
 def read_split(cache_dir: str | Path, split: str) -> list[str]:
@@ -67,12 +68,13 @@ def load_utterance(cache_dir: str | Path, utterance_id: str) -> Utterance:
         raise CacheError(f"{path}: cache entry missing; {REPAIR_HINT}")
     try:
         with np.load(path) as entry:
+            lpcnet = "features" in entry.files
             return Utterance(
                 id=utterance_id,
                 audio=entry["audio"].astype(np.float32),
                 mel=entry["mel"].astype(np.float32),
-                features=entry["features"].astype(np.float32),
-                lpc=entry["lpc"].astype(np.float32),
+                features=entry["features"].astype(np.float32) if lpcnet else None,
+                lpc=entry["lpc"].astype(np.float32) if lpcnet else None,
             )
     except DAMAGED_NPZ_ERRORS as exc:
         raise CacheError(f"{path}: damaged cache entry ({_damage(exc)}); {REPAIR_HINT}") from None
@@ -122,6 +124,9 @@ class LPCNetSegments(torch.utils.data.Dataset):
     def __init__(self, utterances: list[Utterance], frames: int, hop_length: int, history: int = 160,
                  preemphasis_alpha: float = 0.85, context: int = 2,
                  augment: AugmentSettings | None = None, lpc_order: int = 16) -> None:
+        if any(u.features is None for u in utterances):
+            raise CacheError("the cache has no LPCNet features (its frames are not 10 ms long); prepare it "
+                             "with data.features.sample_rate=16000 for LPCNet")
         self.utterances = [u for u in utterances if u.features.shape[0] >= frames]
         if not self.utterances:
             raise CacheError(f"no utterance has {frames} frames; lower the segment length")

@@ -14,7 +14,8 @@ class DataError(RuntimeError):
 
 
 class CorpusError(DataError):
-    """A corpus directory that is missing, not in the ARCTIC layout, or too small for the splits."""
+    """A corpus that is missing, matches no layout asked for, has a malformed list or transcript, or is
+    too small for the splits."""
 
 
 class BadAudioError(DataError):

@@ -1,4 +1,4 @@
-"""Feature preparation: an ARCTIC-layout corpus → a feature cache that training reads.
+"""Feature preparation: a corpus in any layout (:mod:`vocoder.data._layouts`) → a feature cache.
 
 Cache layout (read by :mod:`vocoder.data._datasets` and others; keep it stable)::
 
@@ -8,21 +8,31 @@ Cache layout (read by :mod:`vocoder.data._datasets` and others; keep it stable):
                               features (T, 20) float32 — LPCNet: 18 BFCC, pitch period, correlation
                               lpc (T, lpc_order) float32 — LPC of the pre-emphasized signal
                               fingerprint () str — FeatureSettings.fingerprint() of the entry
-      manifest.json           {"fingerprint", "settings", "root", "utterances": [{"id", "wav",
-                              "frames", "samples", "text", "bytes", "crc32"}], "skipped": [{"id",
-                              "wav", "reason"}], "splits": {"n_eval", "n_dev", "requested":
-                              {"n_eval", "n_dev"}, "adapted", "line"}, "stats": {"bytes", "crc32"},
-                              "limit", "version"}
+      manifest.json           {"fingerprint", "settings", "root", "layout", "utterances": [{"id",
+                              "wav", "frames", "samples", "text", "speaker", "file_rate",
+                              "channels", "bytes", "crc32"}], "skipped": [{"id", "wav", "reason"}],
+                              "speakers": {speaker: utterances}, "splits": {"n_eval", "n_dev",
+                              "requested": {"n_eval", "n_dev", "held_out_speakers"},
+                              "held_out_speakers", "unused", "adapted", "line"}, "stats": {"bytes",
+                              "crc32"}, "limit", "version"}
       splits/{train,dev,eval}.txt   utterance ids, one a line (rule: :mod:`vocoder.data._splits`),
                               decided over the usable utterances once every file has been read
       stats.npz               mel_mean, mel_std (n_mels,), features_mean, features_std (20,) float32,
                               population statistics over every frame of the train split
 
-Frame ``k`` of ``mel``/``features``/``lpc`` describes samples ``[k · hop, (k + 1) · hop)``.
-The manifest is written last and removed first: a cache with a manifest is complete. ``bytes`` and
-``crc32`` (size and CRC-32 of the whole file) let a re-run find an entry damaged after it was written
-(a truncated copy, a changed byte); manifests written before they were recorded lack them, and their
-entries are verified by reading every array instead (the CRC-32 of each member of the archive).
+``features`` and ``lpc`` (and their statistics) exist when the frames are 10 ms long
+(:attr:`FeatureSettings.lpcnet_frames`); at another rate than 16 kHz they are computed on a 16 kHz
+copy of the trimmed audio, frame for frame. Frame ``k`` of ``mel``/``features``/``lpc`` describes
+samples ``[k · hop, (k + 1) · hop)``. The manifest is written last and removed first: a cache with a
+manifest is complete. ``bytes`` and ``crc32`` (size and CRC-32 of the whole file) let a re-run find an
+entry damaged after it was written (a truncated copy, a changed byte); manifests written before they
+were recorded lack them, and their entries are verified by reading every array instead (the CRC-32
+of each member of the archive).
+
+Memory does not grow with the corpus beyond its listing and manifest records: entries stream from
+the workers to disk, and the statistics are accumulated over every usable utterance as they come;
+once the split is known, the utterances outside train (or those in it, whichever are fewer) are
+read back and taken out (or summed anew).
 """
 
 from __future__ import annotations
@@ -36,24 +46,36 @@ import os
 import signal
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import soundfile as sf
+import soxr
 import threadpoolctl
 import torch
 from tqdm import tqdm
 
-from vocoder.data._audio import load_audio
-from vocoder.data._corpus import CorpusUtterance, list_utterances
+from vocoder.data._audio import load_audio_with_info
+from vocoder.data._corpus import CorpusUtterance
 from vocoder.data._datasets import DAMAGED_NPZ_ERRORS
 from vocoder.data._download import DEFAULT_BASE_URL, fetch_arctic
 from vocoder.data._errors import BadAudioError, CorpusError
 from vocoder.data._fsutil import directory_lock, remove_stale_temporaries, write_atomic
-from vocoder.data._settings import FeatureSettings
-from vocoder.data._splits import SPLITS, SplitChoice, choose_split_sizes, split_ids, write_splits
+from vocoder.data._layouts import Corpus, discover_corpus
+from vocoder.data._settings import LPCNET_SAMPLE_RATE, FeatureSettings
+from vocoder.data._splits import (
+    SPLITS,
+    SplitChoice,
+    choose_split_sizes,
+    held_out_speaker_names,
+    split_by_speaker,
+    split_ids,
+    write_splits,
+)
 from vocoder.dsp import log_mel_spectrogram, lpcnet_features, mel_filterbank
 
 LOG = logging.getLogger(__name__)
@@ -96,6 +118,8 @@ class PreparedCorpus:
         audio_seconds: duration of all prepared utterances.
         computed_seconds: duration of the utterances computed by this call.
         wall_seconds: wall-clock time of the call.
+        corpus: one line naming the layout found, utterances, speakers (``Corpus.describe()``).
+        conversion: one line on the files read at another rate or with several channels ("" when none).
     """
 
     cache_dir: Path
@@ -109,6 +133,8 @@ class PreparedCorpus:
     wall_seconds: float
     split: str = ""
     repaired: tuple[str, ...] = ()
+    corpus: str = ""
+    conversion: str = ""
 
     @property
     def real_time_factor(self) -> float:
@@ -117,15 +143,21 @@ class PreparedCorpus:
 
     def summary(self, max_skipped: int = 20) -> str:
         """A multi-line human-readable report: cache, counts per split, skipped files, speed."""
-        total = sum(len(ids) for ids in self.splits.values())
+        total = self.computed + self.up_to_date
         counts = ", ".join(f"{name} {len(self.splits[name])}" for name in SPLITS)
-        lines = [
+        outside = total - sum(len(ids) for ids in self.splits.values())
+        if outside > 0:
+            counts += f", {outside} of held-out speakers in no split"
+        lines = [self.corpus] if self.corpus else []
+        lines += [
             f"cache: {self.cache_dir} (corpus {self.root})",
             f"  utterances: {total} ({counts}); computed {self.computed}, "
             f"already up to date {self.up_to_date}, skipped {len(self.skipped)}",
         ]
         if self.split:
             lines.append(f"  {self.split}")
+        if self.conversion:
+            lines.append(f"  {self.conversion}")
         if self.repaired:
             shown = ", ".join(f"{name}.npz" for name in self.repaired[:max_skipped])
             more = f" and {len(self.repaired) - max_skipped} more" if len(self.repaired) > max_skipped else ""
@@ -151,7 +183,9 @@ def compute_features(
     The waveform is trimmed to ``T · hop`` samples with ``T = N // hop``. The log-mel is
     :func:`vocoder.dsp.log_mel_spectrogram` of the trimmed waveform (``center=True``, floor
     ``settings.mel_floor``) without its last frame, so that it has ``T`` frames aligned with the
-    LPCNet frames.
+    LPCNet frames. LPCNet's features exist for 10 ms frames only (:attr:`FeatureSettings.lpcnet_frames`);
+    at another rate than 16 kHz they are those of the trimmed waveform resampled to 16 kHz (soxr
+    ``HQ``: exactly ``T · 160`` samples).
 
     Args:
         audio: ``(N,)`` float waveform at ``settings.sample_rate`` (``N ≥ hop``).
@@ -160,7 +194,7 @@ def compute_features(
 
     Returns:
         ``{"audio": (T·hop,), "mel": (T, n_mels), "features": (T, 20), "lpc": (T, lpc_order)}``,
-        all float32.
+        all float32; without ``features`` and ``lpc`` when the frames are not 10 ms long.
     """
     hop = settings.hop_length
     frames = audio.shape[0] // hop
@@ -184,14 +218,20 @@ def compute_features(
     # centred framing yields T + 1 frames; the last one is centred on the first sample after the
     # trimmed signal and has no LPCNet counterpart
     mel = np.ascontiguousarray(mel[:, :frames].T.numpy(), dtype=np.float32)
+    if not settings.lpcnet_frames:
+        return {"audio": trimmed, "mel": mel}
+    at_16k = trimmed
+    if settings.sample_rate != LPCNET_SAMPLE_RATE:
+        at_16k = soxr.resample(trimmed, settings.sample_rate, LPCNET_SAMPLE_RATE, quality="HQ")
+        at_16k = np.ascontiguousarray(at_16k, dtype=np.float32)
     features, lpc = lpcnet_features(
-        trimmed,
-        sample_rate=settings.sample_rate,
+        at_16k,
+        sample_rate=LPCNET_SAMPLE_RATE,
         preemphasis=settings.preemphasis,
         lpc_order=settings.lpc_order,
         pitch_correlation=settings.pitch_correlation,
     )
-    return {"audio": trimmed, "mel": mel, "features": features, "lpc": lpc}
+    return {"audio": trimmed, "mel": mel, "features": features[:frames], "lpc": lpc[:frames]}
 
 
 @dataclass
@@ -216,6 +256,18 @@ class _Moments:
         self.mean = self.mean + delta * (other.count / total)
         self.m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / total)
         self.count = total
+
+    def without(self, other: _Moments) -> _Moments:
+        """These moments with ``other``'s (a subset of the frames) taken out: :meth:`merge` reversed."""
+        count = self.count - other.count
+        if count <= 0:
+            return _Moments(0, 0.0, 0.0)
+        if other.count == 0:
+            return _Moments(self.count, self.mean, self.m2)
+        mean = (self.mean * self.count - other.mean * other.count) / count
+        delta = other.mean - mean
+        m2 = self.m2 - other.m2 - delta**2 * (count * other.count / self.count)
+        return _Moments(count, mean, np.maximum(m2, 0.0))
 
     def std(self, floor: float) -> np.ndarray:
         return np.maximum(np.sqrt(self.m2 / max(self.count, 1)), floor)
@@ -248,6 +300,8 @@ class _Outcome:
     features: _Moments | None = None
     bytes: int = 0
     crc32: int = 0
+    file_rate: int = 0
+    channels: int = 0
 
 
 def file_checksum(path: str | os.PathLike) -> tuple[int, int]:
@@ -256,7 +310,8 @@ def file_checksum(path: str | os.PathLike) -> tuple[int, int]:
     return len(data), zlib.crc32(data)
 
 
-def _existing_entry(job: _Job, fingerprint: str) -> tuple[str, dict[str, np.ndarray] | None, bytes]:
+def _existing_entry(job: _Job, fingerprint: str, settings: FeatureSettings
+                    ) -> tuple[str, dict[str, np.ndarray] | None, bytes]:
     """The state of ``job``'s cache entry: ``(state, arrays, file bytes)``.
 
     ``state`` is ``fresh`` (usable as is: newer than its wav, the same settings, intact), ``missing``,
@@ -281,12 +336,13 @@ def _existing_entry(job: _Job, fingerprint: str) -> tuple[str, dict[str, np.ndar
         with np.load(io.BytesIO(data)) as entry:
             if "fingerprint" not in entry.files or str(entry["fingerprint"]) != fingerprint:
                 return "stale", None, data
-            # the checksum covered the whole file: the statistics need only these two
-            keys = ("mel", "features") if job.expected is not None else entry.files
-            arrays = {key: entry[key] for key in keys}
+            # the checksum covered the whole file: the statistics need only the mel (and features)
+            needed = ("mel", "features") if settings.lpcnet_frames else ("mel",)
+            arrays = {key: entry[key] for key in (needed if job.expected is not None else entry.files)}
     except DAMAGED_NPZ_ERRORS:
         return "damaged", None, data
-    if job.expected is None and not {"audio", "mel", "features", "lpc"} <= set(arrays):
+    required = {"audio", "mel", "features", "lpc"} if settings.lpcnet_frames else {"audio", "mel"}
+    if job.expected is None and not required <= set(arrays):
         return "damaged", None, data
     return "fresh", arrays, data
 
@@ -300,19 +356,24 @@ def _prepare_batch(batch: _Batch) -> list[_Outcome]:
     )
     outcomes = []
     for job in batch.jobs:
-        state, arrays, data = _existing_entry(job, fingerprint)
+        state, arrays, data = _existing_entry(job, fingerprint, settings)
         if state == "fresh":
             outcome = _Outcome(job.id, "up_to_date", frames=arrays["mel"].shape[0], bytes=len(data),
                                crc32=zlib.crc32(data))
-            outcome.mel, outcome.features = _Moments.of(arrays["mel"]), _Moments.of(arrays["features"])
+            outcome.mel, outcome.features = _entry_moments(arrays, settings)
+            try:
+                info = sf.info(job.wav)
+                outcome.file_rate, outcome.channels = int(info.samplerate), int(info.channels)
+            except (OSError, RuntimeError):
+                pass  # the entry stays usable; its source's format is merely not recorded
             outcomes.append(outcome)
             continue
         try:
-            audio = load_audio(
+            audio, file_rate, channels = load_audio_with_info(
                 job.wav, settings.sample_rate, min_samples=batch.min_frames * settings.hop_length
             )
             arrays = compute_features(audio, settings, filterbank)
-            if not all(np.all(np.isfinite(arrays[key])) for key in ("mel", "features", "lpc")):
+            if not all(np.all(np.isfinite(values)) for key, values in arrays.items() if key != "audio"):
                 raise BadAudioError(job.wav, "feature extraction produced NaN or infinite values")
         except BadAudioError as exc:
             outcomes.append(_Outcome(job.id, "bad", reason=exc.reason))
@@ -322,11 +383,20 @@ def _prepare_batch(batch: _Batch) -> list[_Outcome]:
         data = buffer.getvalue()
         write_atomic(job.entry, lambda stream, data=data: stream.write(data))
         outcome = _Outcome(job.id, "repaired" if state == "damaged" else "computed",
-                           frames=arrays["mel"].shape[0], bytes=len(data), crc32=zlib.crc32(data))
+                           frames=arrays["mel"].shape[0], bytes=len(data), crc32=zlib.crc32(data),
+                           file_rate=file_rate, channels=channels)
         # moments of every utterance: which ones are train is known only once all files are read
-        outcome.mel, outcome.features = _Moments.of(arrays["mel"]), _Moments.of(arrays["features"])
+        outcome.mel, outcome.features = _entry_moments(arrays, settings)
         outcomes.append(outcome)
     return outcomes
+
+
+def _entry_moments(
+    entry: Mapping[str, np.ndarray], settings: FeatureSettings
+) -> tuple[_Moments, _Moments | None]:
+    """Moments of an entry's log-mel and (where the cache has them) LPCNet features."""
+    features = _Moments.of(entry["features"]) if settings.lpcnet_frames else None
+    return _Moments.of(entry["mel"]), features
 
 
 def _init_worker() -> None:
@@ -388,15 +458,25 @@ def _read_manifest(path: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def _held_out_request(held_out_speakers: int | Sequence[str] | None) -> int | list[str] | None:
+    """``held_out_speakers`` as the manifest records it (``None`` for none)."""
+    if held_out_speakers is None or (isinstance(held_out_speakers, int) and held_out_speakers == 0):
+        return None
+    if isinstance(held_out_speakers, int):
+        return held_out_speakers
+    if isinstance(held_out_speakers, str):
+        return [held_out_speakers]
+    return sorted(str(name) for name in held_out_speakers) or None
+
+
 def _current(
     manifest: dict | None,
     manifest_path: Path,
     cache_dir: Path,
-    root: Path,
+    corpus: Corpus,
     utterances: Sequence[CorpusUtterance],
     fingerprint: str,
-    n_eval: int | None,
-    n_dev: int | None,
+    requested: dict,
     limit: int | None,
     on_error: str,
     verify: str = "checksum",
@@ -405,17 +485,21 @@ def _current(
 
     Fresh: every entry newer than its wav (a ``stat``). Intact: every entry's size is the one the
     manifest recorded (the same ``stat``) and, with ``verify="checksum"``, so is its CRC-32 (one read
-    of the cache, ≈ 0.15 s for 380 MB warm). A manifest without sizes is never current.
+    of the cache). A manifest without sizes is never current. A manifest written before layouts and
+    speakers existed is that of an ARCTIC corpus with no held-out speaker.
     """
     if manifest is None or manifest.get("version") != MANIFEST_VERSION:
         return False
-    requested = (manifest.get("splits") or {}).get("requested")
-    if (manifest.get("fingerprint"), manifest.get("root"), manifest.get("limit"), requested) != (
+    recorded = dict((manifest.get("splits") or {}).get("requested") or {})
+    recorded.setdefault("held_out_speakers", None)
+    if (manifest.get("fingerprint"), manifest.get("root"), manifest.get("limit"), recorded) != (
         fingerprint,
-        str(root),
+        str(corpus.root),
         limit,
-        {"n_eval": n_eval, "n_dev": n_dev},
+        requested,
     ):
+        return False
+    if manifest.get("layout", "arctic") != corpus.layout:
         return False
     if on_error == "fail" and manifest.get("skipped"):
         return False
@@ -442,21 +526,26 @@ def _current(
         if not intact(stats_path, manifest.get("stats"), stats_path.stat()):
             return False
         for utterance in utterances:
-            wav_mtime = utterance.wav.stat().st_mtime_ns
             if utterance.id in skipped:
+                try:
+                    wav_mtime = utterance.wav.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue  # a listed file that is still missing: still skipped
                 if wav_mtime > manifest_mtime:  # a rejected file was replaced since: try it again
                     return False
                 continue
             entry = cache_dir / "features" / f"{utterance.id}.npz"
             stat = entry.stat()
-            if stat.st_mtime_ns < wav_mtime or not intact(entry, records[utterance.id], stat):
+            if stat.st_mtime_ns < utterance.wav.stat().st_mtime_ns or not intact(entry, records[utterance.id], stat):
                 return False
     except OSError:
         return False
     return True
 
 
-def _result_from_manifest(manifest: dict, cache_dir: Path, root: Path, wall_seconds: float) -> PreparedCorpus:
+def _result_from_manifest(
+    manifest: dict, cache_dir: Path, corpus: Corpus, wall_seconds: float
+) -> PreparedCorpus:
     splits = {}
     for name in SPLITS:
         text = (cache_dir / "splits" / f"{name}.txt").read_text()
@@ -465,7 +554,7 @@ def _result_from_manifest(manifest: dict, cache_dir: Path, root: Path, wall_seco
     sample_rate = manifest["settings"]["sample_rate"]
     return PreparedCorpus(
         cache_dir=cache_dir,
-        root=root,
+        root=corpus.root,
         splits=splits,
         skipped=tuple(SkippedFile(r["id"], Path(r["wav"]), r["reason"]) for r in manifest["skipped"]),
         computed=0,
@@ -474,7 +563,22 @@ def _result_from_manifest(manifest: dict, cache_dir: Path, root: Path, wall_seco
         computed_seconds=0.0,
         wall_seconds=wall_seconds,
         split=manifest["splits"].get("line", ""),
+        corpus=corpus.describe(),
+        conversion=_conversion_line(records, sample_rate),
     )
+
+
+def _conversion_line(records: Sequence[Mapping], sample_rate: int) -> str:
+    """One line on the files read at another rate (resampled) or with several channels (averaged)."""
+    rates = Counter(int(r["file_rate"]) for r in records if r.get("file_rate") not in (None, sample_rate))
+    multichannel = sum(1 for r in records if (r.get("channels") or 1) > 1)
+    parts = []
+    if rates:
+        at = ", ".join(f"{count} at {rate} Hz" for rate, count in sorted(rates.items()))
+        parts.append(f"resampled to {sample_rate} Hz (soxr HQ): {at}")
+    if multichannel:
+        parts.append(f"{multichannel} multi-channel files averaged to mono")
+    return "files: " + "; ".join(parts) if parts else ""
 
 
 def prepare_corpus(
@@ -489,26 +593,31 @@ def prepare_corpus(
     progress: bool | None = None,
     min_frames: int = MIN_FRAMES,
     verify: str = "checksum",
+    layout: str = "auto",
+    held_out_speakers: int | Sequence[str] | None = None,
 ) -> PreparedCorpus:
     """Compute the feature cache of a corpus (layout in the module docstring).
 
-    Utterances are listed in sorted id order (the first ``limit`` only, if given). Each utterance is
-    loaded with :func:`vocoder.data.load_audio` and turned into a cache entry by
-    :func:`compute_features` in ``num_workers`` processes. Only then, over the usable utterances, is
-    the split decided (:func:`vocoder.data.choose_split_sizes`, :func:`vocoder.data.split_ids`), so
-    unusable files are reported whatever the split sizes, and never leave a split empty. Every
-    entry is written to a temporary file and renamed, so an interruption never leaves a partial
-    entry. Entries that are fresh (same settings fingerprint, newer than their wav) and intact (the
-    size and CRC-32 the manifest recorded) are reused, damaged ones computed again and listed in
-    ``repaired``; a cache that is entirely up to date returns at once. Statistics over the train split are
-    accumulated in float64 while the entries stream by, so memory does not grow with the corpus.
-    Concurrent calls on the same cache wait for each other.
+    The corpus is listed by :func:`vocoder.data.discover_corpus` in sorted id order (the first
+    ``limit`` only, if given). Each utterance is loaded with :func:`vocoder.data.load_audio` (any
+    format, channel count and rate: down-mixed and resampled to ``settings.sample_rate``) and turned
+    into a cache entry by :func:`compute_features` in ``num_workers`` processes. Only then, over the
+    usable utterances, is the split decided (:func:`vocoder.data.choose_split_sizes`,
+    :func:`vocoder.data.split_by_speaker`), so unusable files are reported whatever the split sizes,
+    and never leave a split empty. Every entry is written to a temporary file and renamed, so an
+    interruption (even ``kill -9``) never leaves a partial entry, and the next call computes only
+    what is missing. Entries that are fresh (same settings fingerprint, newer than their audio file)
+    and intact (the size and CRC-32 the manifest recorded) are reused, damaged ones computed again and
+    listed in ``repaired``; a cache that is entirely up to date returns at once. Statistics over the train
+    split are accumulated in float64 while the entries stream by, so memory does not grow with the
+    corpus. Concurrent calls on the same cache wait for each other.
 
     Args:
-        root: corpus directory in the ARCTIC layout.
+        root: corpus directory (or list file: ``layout="filelist"``).
         cache_dir: output directory.
         settings: feature settings (their fingerprint marks every entry).
-        n_eval: eval utterances (the last ones in id order); ``None``: chosen for the corpus size.
+        n_eval: eval utterances (the last ones of each speaker in id order); ``None``: chosen for the
+            corpus size.
         n_dev: dev utterances (the ones before eval); ``None``: chosen for the corpus size.
         num_workers: worker processes (0: compute in this process).
         on_error: ``"skip"`` leaves unusable files out (listed in the manifest and the summary);
@@ -520,13 +629,16 @@ def prepare_corpus(
             (the size and CRC-32 of every entry: one read of the cache) or ``size`` (a ``stat`` only;
             a damaged entry of the same size is then found when it is loaded). Entries that are
             reused after a change are always verified by their checksum.
+        layout: one of :data:`vocoder.data.LAYOUTS` (``auto`` detects it).
+        held_out_speakers: speakers whose utterances only the eval split holds: a number N (the last
+            N speakers in sorted order) or their names; ``None``: none.
 
     Returns:
         A :class:`PreparedCorpus` describing the cache.
 
     Raises:
-        CorpusError: not an ARCTIC corpus, or too few usable utterances for the splits (the message
-            names the unusable files).
+        CorpusError: no corpus in that layout, unknown held-out speakers, or too few usable
+            utterances for the splits (the message names the unusable files).
         BadAudioError: with ``on_error="fail"``, the first unusable file (message names it).
         ValueError: invalid arguments.
     """
@@ -537,15 +649,18 @@ def prepare_corpus(
         raise ValueError(f"verify must be one of {VERIFY_CHOICES}, got {verify!r}")
     if num_workers < 0 or min_frames < 1 or (limit is not None and limit < 1):
         raise ValueError(f"invalid num_workers={num_workers}, min_frames={min_frames} or limit={limit}")
-    root = Path(root).expanduser().absolute()
     cache_dir = Path(cache_dir).expanduser().absolute()
-    utterances = list_utterances(root)
+    corpus = discover_corpus(root, layout)
+    root = corpus.root
+    utterances = list(corpus.utterances)
     if limit is not None:
         utterances = utterances[:limit]
     split_ids([u.id for u in utterances], 0, 0)  # duplicate ids are an error before any work
+    held_out_speaker_names([u.speaker for u in utterances], held_out_speakers)  # unknown names, too
     for key, value in (("n_eval", n_eval), ("n_dev", n_dev)):
         if value is not None and value < 0:
             raise ValueError(f"{key} must be >= 0 or None, got {value}")
+    requested = {"n_eval": n_eval, "n_dev": n_dev, "held_out_speakers": _held_out_request(held_out_speakers)}
     fingerprint = settings.fingerprint()
     features_dir = cache_dir / "features"
     manifest_path = cache_dir / "manifest.json"
@@ -557,10 +672,10 @@ def prepare_corpus(
         remove_stale_temporaries(features_dir)
         previous = _read_manifest(manifest_path)
         if _current(
-            previous, manifest_path, cache_dir, root, utterances, fingerprint, n_eval, n_dev, limit, on_error,
+            previous, manifest_path, cache_dir, corpus, utterances, fingerprint, requested, limit, on_error,
             verify,
         ):
-            return _result_from_manifest(previous, cache_dir, root, time.perf_counter() - started)
+            return _result_from_manifest(previous, cache_dir, corpus, time.perf_counter() - started)
         # entries made from another corpus directory may have the same ids and settings: redo them
         force = previous is not None and previous.get("root") not in (None, str(root))
         # from here on the cache is being modified: no manifest until it is complete again
@@ -574,7 +689,8 @@ def prepare_corpus(
         ]
         by_id = {u.id: u for u in utterances}
         records, skipped, frames_of, repaired = [], [], {}, []
-        moments_of: dict[str, tuple[_Moments, _Moments]] = {}  # mel and features of each utterance
+        # "mel" and "features" over every usable utterance; the ones outside train come out later
+        totals = {"mel": _Moments(0, 0.0, 0.0), "features": _Moments(0, 0.0, 0.0)}
         computed = up_to_date = computed_samples = 0
         try:
             with (
@@ -611,23 +727,29 @@ def prepare_corpus(
                                 "frames": outcome.frames,
                                 "samples": samples,
                                 "text": utterance.text,
+                                "speaker": utterance.speaker,
+                                "file_rate": outcome.file_rate,
+                                "channels": outcome.channels,
                                 "bytes": outcome.bytes,
                                 "crc32": outcome.crc32,
                             }
                         )
-                        moments_of[outcome.id] = (outcome.mel, outcome.features)
+                        totals["mel"].merge(outcome.mel)
+                        if outcome.features is not None:
+                            totals["features"].merge(outcome.features)
                     bar.update(len(outcomes))
         finally:
             remove_stale_temporaries(features_dir)
 
-        choice = _choose_split(root, len(frames_of), n_eval, n_dev, skipped)
+        speaker_of = {record["id"]: record["speaker"] for record in records}
+        held = held_out_speaker_names(list(speaker_of.values()), held_out_speakers)
+        held_count = sum(1 for speaker in speaker_of.values() if speaker in held) if held else None
+        choice = _choose_split(root, len(frames_of), n_eval, n_dev, skipped, held_count, held)
         splits = {
-            name: tuple(ids) for name, ids in split_ids(list(frames_of), choice.n_eval, choice.n_dev).items()
+            name: tuple(ids)
+            for name, ids in split_by_speaker(speaker_of, choice.n_eval, choice.n_dev, held).items()
         }
-        moments: dict[str, _Moments] = {}  # "mel" and "features" over the train split
-        for utterance_id in splits["train"]:
-            for name, part in zip(("mel", "features"), moments_of[utterance_id], strict=True):
-                moments.setdefault(name, _Moments(0, 0.0, 0.0)).merge(part)
+        moments = _train_moments(totals, splits["train"], frames_of, features_dir, settings)
         stats = {
             f"{name}_{statistic}": value.astype(np.float32)
             for name, part in moments.items()
@@ -643,11 +765,15 @@ def prepare_corpus(
             "fingerprint": fingerprint,
             "settings": asdict(settings),
             "root": str(root),
+            "layout": corpus.layout,
             "limit": limit,
+            "speakers": dict(sorted(Counter(speaker_of.values()).items())),
             "splits": {
                 "n_eval": choice.n_eval,
                 "n_dev": choice.n_dev,
-                "requested": {"n_eval": n_eval, "n_dev": n_dev},
+                "requested": requested,
+                "held_out_speakers": list(held),
+                "unused": choice.unused,
                 "adapted": choice.adapted,
                 "line": choice.describe(),
             },
@@ -669,15 +795,49 @@ def prepare_corpus(
         wall_seconds=time.perf_counter() - started,
         split=choice.describe(),
         repaired=tuple(repaired),
+        corpus=corpus.describe(),
+        conversion=_conversion_line(records, settings.sample_rate),
     )
 
 
+def _train_moments(
+    totals: dict[str, _Moments],
+    train: Sequence[str],
+    frames_of: Mapping[str, int],
+    features_dir: Path,
+    settings: FeatureSettings,
+) -> dict[str, _Moments]:
+    """The moments of the train split from those of every usable utterance.
+
+    The utterances outside train are read back from their entries and taken out — or, when they
+    are the more numerous (many held-out utterances), the train ones are read and summed anew.
+    """
+    names = ("mel", "features") if settings.lpcnet_frames else ("mel",)
+    train_set = set(train)
+    others = [uid for uid in frames_of if uid not in train_set]
+    read_train = len(others) > len(train)
+    moments = {name: _Moments(0, 0.0, 0.0) for name in names}
+    for utterance_id in train if read_train else others:
+        with np.load(features_dir / f"{utterance_id}.npz") as entry:
+            for name in names:
+                moments[name].merge(_Moments.of(entry[name]))
+    if read_train:
+        return moments
+    return {name: totals[name].without(moments[name]) for name in names}
+
+
 def _choose_split(
-    root: Path, usable: int, n_eval: int | None, n_dev: int | None, skipped: Sequence[SkippedFile]
+    root: Path,
+    usable: int,
+    n_eval: int | None,
+    n_dev: int | None,
+    skipped: Sequence[SkippedFile],
+    held_out: int | None = None,
+    held_out_speakers: Sequence[str] = (),
 ) -> SplitChoice:
     """:func:`choose_split_sizes` over the usable utterances; an error also names the unusable files."""
     try:
-        return choose_split_sizes(usable, n_eval, n_dev)
+        return choose_split_sizes(usable, n_eval, n_dev, held_out, held_out_speakers)
     except CorpusError as error:
         if not skipped:
             raise CorpusError(f"{root}: {error}") from None
@@ -693,6 +853,7 @@ class SplitSizes(Protocol):
 
     n_eval: int | None
     n_dev: int | None
+    held_out_speakers: Any
 
 
 class DataSource(Protocol):
@@ -700,6 +861,7 @@ class DataSource(Protocol):
 
     speaker: str
     root: str | None
+    layout: str
     download_dir: str
     base_url: str
     cache_dir: str
@@ -741,6 +903,8 @@ def prepare_data(data: DataSource, progress: bool | None = None, verify: str = "
         limit=data.limit,
         progress=progress,
         verify=verify,
+        layout=getattr(data, "layout", "auto"),
+        held_out_speakers=getattr(data.splits, "held_out_speakers", None),
     )
 
 

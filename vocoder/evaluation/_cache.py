@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vocoder.evaluation._metrics import ReferenceAnalysis
+from vocoder.evaluation._metrics import PESQ_RATE, ReferenceAnalysis, mcep_alpha
 
 #: Bump when a metric, the analysis or an anchor changes: older entries are then ignored.
 CACHE_VERSION = 1
@@ -32,9 +32,12 @@ def default_cache_dir() -> Path:
 
 
 def reference_key(reference: np.ndarray, sample_rate: int) -> str:
-    """Hash of the samples (as float64), the rate and the cache version."""
+    """Hash of the samples (as float64), the rate, the cache version and (off 16 kHz) the
+    mel-cepstral α of the rate."""
     digest = hashlib.sha256()
-    digest.update(f"v{CACHE_VERSION}:{sample_rate}:{len(reference)}:".encode())
+    # the α of a rate other than 16 kHz changed from 0.42 to the rate's own: those entries are new
+    alpha = "" if sample_rate == PESQ_RATE else f"a{mcep_alpha(sample_rate)}:"
+    digest.update(f"v{CACHE_VERSION}:{sample_rate}:{alpha}{len(reference)}:".encode())
     digest.update(np.ascontiguousarray(reference, dtype=np.float64).tobytes())
     return digest.hexdigest()[:32]
 

@@ -2,6 +2,12 @@
 
 All functions take 1-D float waveforms at the same sample rate. The two signals are trimmed to the
 shorter length (copy synthesis keeps the timing, so no warping is applied).
+
+Rates: each score is computed where its definition puts it. Wide-band PESQ (ITU-T P.862.2) is
+defined at 16 kHz: other rates are resampled to 16 kHz first (soxr ``HQ``). STOI is defined at
+10 kHz: pystoi resamples to it. MCD and the pitch scores are computed at the signals' own rate, the
+mel-cepstra with the all-pass constant of that rate (:func:`mcep_alpha`). :func:`scoring_rates`
+says all of this in one line.
 """
 
 from __future__ import annotations
@@ -14,9 +20,31 @@ from types import ModuleType
 import numpy as np
 
 MCEP_ORDER = 24
+#: The all-pass constant at 16 kHz (the value this project's 16 kHz scores always used).
 MCEP_ALPHA = 0.42
 FRAME_PERIOD_MS = 5.0
 PESQ_RATE = 16000
+#: STOI's own rate: pystoi resamples both signals to it.
+STOI_RATE = 10000
+
+
+def mcep_alpha(sample_rate: int) -> float:
+    """The mel-cepstral all-pass constant α at ``sample_rate``: :data:`MCEP_ALPHA` at 16 kHz, else the
+    one whose warping best fits the mel scale (``pysptk.util.mcepalpha``: 0.455 at 22.05 kHz, 0.466
+    at 24 kHz, 0.544 at 44.1 kHz)."""
+    if sample_rate == PESQ_RATE:
+        return MCEP_ALPHA
+    pysptk = quiet_import("pysptk")
+    return round(float(pysptk.util.mcepalpha(sample_rate)), 3)
+
+
+def scoring_rates(sample_rate: int) -> str:
+    """One line: the rate every metric is computed at for signals at ``sample_rate``."""
+    pesq = "PESQ-WB at 16 kHz" if sample_rate == PESQ_RATE else "PESQ-WB on 16 kHz copies"
+    return (
+        f"Scored at {sample_rate} Hz: {pesq} (P.862.2 is defined at 16 kHz), STOI at 10 kHz (its "
+        f"definition), MCD (α = {mcep_alpha(sample_rate):g}) and pitch at {sample_rate} Hz."
+    )
 
 #: the scores of every report, in column order
 METRICS = ("pesq_wb", "stoi", "mcd_db", "vuv_error", "gpe", "fpe_cents")
@@ -63,22 +91,25 @@ def pesq_wb(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 1
 
 
 def stoi(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000) -> float:
-    """Short-time objective intelligibility (Taal et al. 2011), 0–1."""
+    """Short-time objective intelligibility (Taal et al. 2011), 0–1; computed at its 10 kHz (pystoi
+    resamples signals at another rate)."""
     from pystoi import stoi as _stoi
 
     ref, syn = _align(reference, synthesized)
     return float(_stoi(ref, syn, sample_rate, extended=False))
 
 
-def mel_cepstra(x: np.ndarray, sample_rate: int = 16000, order: int = MCEP_ORDER, alpha: float = MCEP_ALPHA,
+def mel_cepstra(x: np.ndarray, sample_rate: int = 16000, order: int = MCEP_ORDER, alpha: float | None = None,
                 frame_period_ms: float = FRAME_PERIOD_MS,
                 fft_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Mel-cepstra ``(frames, order + 1)`` of Blackman-windowed frames, and each frame's energy in dB.
 
     Frames are 25 ms long every ``frame_period_ms``; ``fft_size`` grows to the next power of two
-    when a frame is longer (sample rates above 40 kHz).
+    when a frame is longer (sample rates above 40 kHz). ``alpha``: the all-pass constant
+    (``None``: :func:`mcep_alpha` of the rate).
     """
     pysptk = quiet_import("pysptk")
+    alpha = mcep_alpha(sample_rate) if alpha is None else alpha
     hop = int(sample_rate * frame_period_ms / 1000)
     win = int(sample_rate * 0.025)
     fft_size = max(fft_size, 1 << (win - 1).bit_length())
@@ -135,7 +166,8 @@ class ReferenceAnalysis:
 
 def mel_cepstral_distortion(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int = 16000,
                             silence_db: float = 40.0, analysis: ReferenceAnalysis | None = None) -> float:
-    """MCD in dB over coefficients 1–24 (α = 0.42), frames within ``silence_db`` of the loudest kept.
+    """MCD in dB over coefficients 1–24 (α of the rate, 0.42 at 16 kHz), frames within ``silence_db``
+    of the loudest kept.
 
     ``MCD = 10 / ln 10 · sqrt(2 Σ_d (c_d − ĉ_d)²)``, averaged over the reference's non-silent frames.
     ``analysis`` (of ``reference``) reuses the reference's cepstra across calls.

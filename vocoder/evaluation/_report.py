@@ -168,7 +168,7 @@ def evaluate_folders(
     reference_dir: str | Path,
     synthesized_dir: str | Path | Mapping[str, str | Path],
     output_dir: str | Path,
-    sample_rate: int = 16000,
+    sample_rate: int | None = None,
     anchors: bool = False,
     plots: int = 3,
     workers: int = 2,
@@ -190,7 +190,9 @@ def evaluate_folders(
         synthesized_dir: folder of synthesized wavs with the same file names (the system ``vocoder``),
             or ``{system name: folder}`` for several systems, in the order of the report.
         output_dir: where the report goes (created).
-        sample_rate: both sides are read (and resampled if needed) at this rate.
+        sample_rate: both sides are read (and resampled if needed) at this rate; ``None``: the
+            references' own (the highest, when they differ). Each metric then resamples as its
+            definition requires (:func:`vocoder.evaluation.scoring_rates`, written in the summary).
         anchors: also score the anchors of :data:`ANCHORS` computed from the natural wavs.
         plots: number of utterances with a spectrogram comparison (0: no plots at all).
         workers: processes scoring utterances in parallel.
@@ -211,6 +213,8 @@ def evaluate_folders(
     reference_dir, output_dir = Path(reference_dir), Path(output_dir)
     systems = synthesized_systems(synthesized_dir)
     utterances = _common_utterances(reference_dir, systems)
+    if sample_rate is None:
+        sample_rate = native_rate([reference for _, reference, _ in utterances])
     output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before the long part
     for _, ref, syns in utterances:
         load_audio(ref, sample_rate)
@@ -242,7 +246,7 @@ def evaluate_folders(
         writer.writeheader()
         writer.writerows(rows)
     summary = summarize(rows)
-    (output_dir / "summary.md").write_text(markdown_table(summary, len(jobs)))
+    (output_dir / "summary.md").write_text(markdown_table(summary, len(jobs), sample_rate))
     if plots:
         plot_distributions(rows, output_dir / "plots" / "distributions.png")
         for uid, ref, syns in utterances[:plots]:
@@ -263,3 +267,16 @@ def evaluate_folders(
             reference_dir=str(reference_dir), anchors=anchor_names, scored_utterances=len(jobs),
             sample_rate=sample_rate)
     return {system: {m: stats[0] for m, stats in metrics.items()} for system, metrics in summary.items()}
+
+
+def native_rate(references: list[Path]) -> int:
+    """The sample rate of the reference files (the highest, when they differ)."""
+    import soundfile as sf
+
+    rates = set()
+    for path in references:
+        try:
+            rates.add(int(sf.info(path).samplerate))
+        except (sf.SoundFileError, RuntimeError):
+            load_audio(path, 16000)  # raises the one-line error naming the file
+    return max(rates)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from vocoder.evaluation._metrics import METRICS
+from vocoder.evaluation._metrics import METRICS, scoring_rates
 
 #: column headers of the score tables (the arrow says which way is better)
 METRIC_LABELS = {
@@ -47,12 +47,17 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     return out
 
 
-def markdown_table(summary: dict[str, dict[str, tuple[float, float]]], utterances: int) -> str:
-    """The score table (mean ± 95 % CI) as markdown."""
+def markdown_table(
+    summary: dict[str, dict[str, tuple[float, float]]], utterances: int, sample_rate: int | None = None
+) -> str:
+    """The score table (mean ± 95 % CI) as markdown; with ``sample_rate``, a last line saying the
+    rate each metric was computed at (:func:`vocoder.evaluation.scoring_rates`)."""
     header = "| system | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |"
     lines = [f"Scores over {utterances} utterances (mean ± 95 % CI).", "", header,
              "|" + "---|" * (len(METRICS) + 1)]
     for system, metrics in summary.items():
         cells = [format_score(metric, *metrics[metric]) for metric in METRICS]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    if sample_rate is not None:
+        lines += ["", scoring_rates(sample_rate)]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,12 @@ from torch import nn
 from vocoder.data import FeatureSettings, load_stats, load_utterance, read_split
 from vocoder.errors import ConfigError
 from vocoder.models import FeatureAutoencoder, VariationalFeatureAutoencoder, masked_mean
-from vocoder.training._feature_task import FeatureMelSegments, _FeatureTrack, collate_padded
+from vocoder.training._feature_task import (
+    FeatureMelSegments,
+    _FeatureTrack,
+    collate_padded,
+    require_lpcnet_frames,
+)
 from vocoder.training._frozen import FeatureConsistencyLoss
 from vocoder.training._module import TrainingModule
 
@@ -74,6 +79,8 @@ class FeatureAutoencoderTask(TrainingModule):
             )
         if stream not in STREAMS:
             raise ConfigError(f"loss.stream: expected one of {', '.join(STREAMS)}, got {stream!r}")
+        if stream == "features":
+            require_lpcnet_frames(features, "loss.stream=features")
         if frames is not None and frames < 1:
             raise ConfigError(f"loss.frames: must be >= 1 or null, got {frames}")
         self.model = model

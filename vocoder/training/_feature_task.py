@@ -173,6 +173,7 @@ class MGEFeatureTask(TrainingModule):
             raise ConfigError(f"loss.frames: must be >= 1 or null, got {frames}")
         if not isinstance(model, FeatureConverter):
             raise ConfigError(f"model: MGEFeatureTask trains a FeatureConverter, got {type(model).__name__}")
+        require_lpcnet_frames(features, "the feature converter")
         if model.out_dim != features.n_mels:
             raise ConfigError(
                 f"model.out_dim={model.out_dim} differs from data.features.n_mels={features.n_mels}"
@@ -294,6 +295,29 @@ def natural_window_features(
         features.append(applied if torch.is_tensor(applied) else torch.zeros_like(static))
         weights.append((valid if k == 0 else interior)[..., None].expand(B, T, D))
     return torch.cat(features, dim=-1), torch.cat(weights, dim=-1).to(static.dtype)
+
+
+def require_lpcnet_frames(features: FeatureSettings, what: str) -> None:
+    """Refuse (one line) data whose frames are not 10 ms long: LPCNet's features do not exist there.
+
+    Args:
+        features: the data's feature settings.
+        what: the model or stream that needs them (for the message).
+
+    Raises:
+        ConfigError: naming ``data.features.hop_length`` and the value that gives 10 ms frames.
+    """
+    if not features.lpcnet_frames:
+        ten_ms = features.sample_rate / 100
+        fix = (
+            f"set data.features.hop_length={int(ten_ms)} (10 ms at {features.sample_rate} Hz)"
+            if ten_ms == int(ten_ms)
+            else "use a sample rate with whole 10 ms frames (16000, 24000, 44100, 48000 Hz)"
+        )
+        raise ConfigError(
+            f"data.features.hop_length={features.hop_length}: {what} needs LPCNet's features, which exist "
+            f"for 10 ms frames only; {fix}"
+        )
 
 
 def _same_windows(

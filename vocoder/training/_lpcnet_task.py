@@ -19,6 +19,7 @@ from vocoder.data import (
     read_split,
 )
 from vocoder.dsp import excitation16_encode
+from vocoder.errors import ConfigError
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import (
     ExcitationNoise,
@@ -71,6 +72,12 @@ class LPCNetTask(TrainingModule):
         augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if not features.lpcnet_native:
+            raise ConfigError(
+                f"data.features.sample_rate={features.sample_rate}, hop_length={features.hop_length}: LPCNet "
+                f"is xiph's 16 kHz model (10 ms frames of 160 samples); prepare the corpus with "
+                f"data.features.sample_rate=16000 (it is resampled to 16 kHz)"
+            )
         self.model = model
         self.quantizer = model.mulaw_quantizer  # the μ-law codes of inputs and target, as the model reads them
         self.cache_dir = Path(cache_dir)
