@@ -13,10 +13,8 @@ import soundfile as sf
 import soxr
 import torch
 from hydra import compose, initialize_config_dir
-from vocoder.cli._schema import validate_data
-from vocoder.cli._validate import ConfigError
 
-from vocoder.cli._hydra import CONFIG_DIR, register_resolvers
+from vocoder.config import CONFIG_DIR, register_resolvers, validate_data
 from vocoder.data import (
     FeatureSettings,
     list_utterances,
@@ -26,6 +24,7 @@ from vocoder.data import (
     read_split,
 )
 from vocoder.dsp import lpcnet_features
+from vocoder.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "vocoder" / "data" / "sample" / "kathleen"
