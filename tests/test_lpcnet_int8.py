@@ -332,6 +332,8 @@ def test_int8_tree_head_equals_float64_reference_sample_for_sample(dual_fc):
     model = _pruned_test_model((16, 4))
     tree = LPCNet(gru_a_size=64, gru_b_size=16, output_head="tree").double()
     tree.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        tree.dual_fc.weight.mul_(3.0)  # some decisions past the floor
     features = _features(2, 4, seed=8)
     lpc = lpc_from_cepstrum(features[..., :18], order=16)
     packed = pack_lpcnet_int8(tree, np.float64)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch
 
 from vocoder.data import FeatureSettings
 from vocoder.dsp import lpc_from_cepstrum
-from vocoder.inference import LPCNetVocoder, lpcnet_synthesize, synthesize_fast
+from vocoder.inference import LPCNetVocoder, load, lpcnet_synthesize, synthesize_fast
 from vocoder.inference._lpcnet_sampling import TREE_FLOOR, sample_tree, synthesize_reference
 from vocoder.layers import tree_log_likelihood, tree_log_pdf, tree_node_table
 from vocoder.models import LPCNet
@@ -36,7 +38,8 @@ def _tree_model(dtype: torch.dtype = torch.float64, head: str = "tree") -> LPCNe
     torch.manual_seed(0)
     model = LPCNet(**TINY, output_head=head).to(dtype).eval()
     with torch.no_grad():
-        model.dual_fc.scale.mul_(3.0)  # decisions away from ½: a lively, non-uniform distribution
+        model.dual_fc.scale.mul_(4.0)  # decisions away from ½, some past the floor: a lively distribution
+        model.dual_fc.weight.mul_(3.0)
         model.gru_a.weight_hh_l0.mul_(3.0)
     model.set_normalization(torch.tensor([8.0] + [0.0] * 19), torch.ones(20))
     return model
@@ -140,9 +143,21 @@ def test_fast_backend_equals_torch_reference_sample_for_sample(tree_model):
     assert wave.shape == (480,) and wave.dtype == np.float32 and np.abs(wave).max() <= 1.0
 
 
+@pytest.fixture(scope="module")
+def tree_checkpoint(tmp_path_factory) -> Path:
+    model = _tree_model(torch.float32)
+    config = {"model": {"_target_": "vocoder.models.LPCNet", **TINY, "output_head": "tree"},
+              "data": {"features": dataclasses.asdict(FeatureSettings())}}
+    path = tmp_path_factory.mktemp("ckpt") / "tree.pt"
+    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "optimizer": {}, "step": 1,
+                "config": config}, path)
+    return path
+
+
 @pytest.mark.parametrize("backend", ["fast", "int8", "int8_xiph"])
-def test_tree_stream_equals_offline(backend):
-    vocoder = LPCNetVocoder(_tree_model(torch.float32), FeatureSettings(), backend=backend)
+def test_tree_stream_equals_offline(tree_checkpoint, backend):
+    vocoder = load(tree_checkpoint, backend=backend)
+    assert isinstance(vocoder, LPCNetVocoder) and vocoder.model.output_head == "tree"
     assert vocoder.backend == backend  # the tree head runs on the numba synthesizers
     frames = _features(1, 9, seed=5)[0].astype(np.float32)
     offline = vocoder.synthesize([frames], seed=3)[0]

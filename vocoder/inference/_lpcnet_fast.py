@@ -9,7 +9,9 @@ What makes it fast (per sample and utterance, paper-size model at 10 % density):
   (:func:`vocoder.layers._simd.block_gemv`), so only the ~10 % kept blocks cost anything;
 * GRU_B's input and recurrent products and the DualFC are dense products with the output vectors
   held in registers (:func:`vocoder.layers._simd.dense_gemv`);
-* sigmoid/tanh/exp are vectorizable polynomials; all buffers are allocated once per call.
+* sigmoid/tanh/exp are vectorizable polynomials; all buffers are allocated once per call;
+* a model with the ``tree`` output head computes only the 8 visited tree nodes' two DualFC rows per
+  sample (16 of 512 rows, no softmax over 256 levels).
 
 The algorithm, the float64 signal/LPC arithmetic and the RNG contract are those of
 :func:`vocoder.inference._lpcnet_sampling.synthesize_reference`; with ``dtype=float64`` the two agree

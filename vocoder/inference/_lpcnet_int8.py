@@ -15,6 +15,9 @@ What is quantized (with ``dual_fc="float"`` exactly the split of xiph's AVX2 "do
   float weights (L2 traffic every sample) become 8 KB of bytes and 128 byte dot products.
   ``dual_fc="float"`` keeps it float, exactly xiph's split.
 
+With the ``tree`` output head only the 8 visited tree nodes' two DualFC rows are computed per sample
+(int8 rows on ``q_b`` with their row scales, or float rows with ``dual_fc="float"``).
+
 Everything else — the per-code input tables, frame terms, diagonals, biases, gates, the DualFC's
 ``tanh`` and scales and the tempered sampling — is float, as in
 :mod:`vocoder.inference._lpcnet_fast` (whose helpers it uses; same RNG contract). With
