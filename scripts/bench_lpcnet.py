@@ -22,9 +22,13 @@ push (fast and int8 backends, the predictor derived from the cepstra inside the 
 creating the stream: ``stream_first_audio_ms`` until its first audio (on top of the stream's delay
 of 2 frames), ``stream_rtf`` / ``stream_int8_rtf`` for the whole utterance.
 
+Tree head: the same random weights pruned in 16×4 blocks (as ``int8_16x4``) with
+``model.output_head=tree``, int8 and fast backends (``int8_tree_rtf``, ``fast_tree_rtf``): per sample
+only the 8 visited tree nodes' DualFC rows are computed instead of all 512.
+
 Prints a table, then as the very last line ``fast_rtf=<float> torch_rtf=<float> …
 train_samples_per_s=<float> … train_peak_rss_mb=<float> stream_int8_rtf=<float>
-stream_first_audio_ms=<float> stream_rtf=<float>``.
+stream_first_audio_ms=<float> stream_rtf=<float> int8_tree_rtf=<float> fast_tree_rtf=<float>``.
 Targets: fast RTF ≤ 0.15 and ≥ 10× faster than the torch loop; ≥ 22,000 samples/s at ≤ 2.6 GB.
 Before the last line: the machine (CPU model, vector ISA, BLAS libraries, threads), the load during the run
 (``WARNING`` lines when other processes used more than 0.3 of each CPU or CPU time / wall time is far from

@@ -79,6 +79,8 @@ EXPECTED_METRICS = {
         "int8_rtf",
         "int8_vs_torch",
         "int8_16x4_rtf",
+        "int8_tree_rtf",
+        "fast_tree_rtf",
         "stream_rtf",
         "stream_first_audio_ms",
         "synth_peak_rss_mb",
@@ -118,7 +120,8 @@ LAST_LINES = {
     r"fast_vs_torch=\d+\.\d int8_vs_torch=\d+\.\d int8_16x4_rtf=\d+\.\d{4} int8_16x4_vs_torch=\d+\.\d "
     r"train_samples_per_s=\d+\.\d train_sparse_samples_per_s=\d+\.\d train_sparse_speedup=\d+\.\d\d "
     r"train_gemm_fraction=\d+\.\d\d train_peak_rss_mb=\d+\.\d "
-    r"stream_int8_rtf=\d+\.\d{4} stream_first_audio_ms=\d+\.\d\d stream_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
+    r"stream_int8_rtf=\d+\.\d{4} stream_first_audio_ms=\d+\.\d\d stream_rtf=\d+\.\d{4} "
+    r"int8_tree_rtf=\d+\.\d{4} fast_tree_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
     "iaf": r"student_rtf=\d+\.\d{4} student_onnx_rtf=\d+\.\d{4} student_gemm_fraction=\d+\.\d\d "
     r"teacher_rtf=\d+\.\d{4} stream_first_audio_ms=\d+\.\d\d stream_rtf=\d+\.\d{4}" + MACHINE_FIELDS,
     "mlpg": r"mlpg_ms=\d+\.\d{3} dense_ms=\d+\.\d{3}" + MACHINE_FIELDS,
@@ -367,7 +370,7 @@ def test_parse_only_keeps_run_order(text, expected):
     "script,args,n_lines",
     [
         ("bench_features.py", ["--quick", "--root", str(KATHLEEN)], 13),
-        ("bench_lpcnet.py", ["--quick"], 19),
+        ("bench_lpcnet.py", ["--quick"], 20),
         ("bench_iaf.py", ["--quick"], 17),
         ("bench_mlpg.py", ["--quick"], 7),
     ],
@@ -455,6 +458,8 @@ def test_lpcnet_lines_are_the_scripts_format():
         int8_cpu_rtf=0.045,
         int8_product="avx512vnni",
         int8_16x4_rtf=0.04,
+        int8_tree_rtf=0.032,
+        fast_tree_rtf=0.08,
         stream_first_audio_ms=1.5,
         stream_rtf=0.12,
         stream_int8_rtf=0.06,
@@ -476,6 +481,8 @@ def test_lpcnet_lines_are_the_scripts_format():
         "int8 RTF, 1 utterance, 1 core (CPU time)      0.0450",
         "int8 vs torch speed-up                        150.0x",
         "int8 RTF, GRU_A in 16x4 blocks (wall)         0.0400  (187.5x the torch loop)",
+        "int8 / fast RTF, 16x4, tree head (wall)       0.0320 / 0.0800  "
+        "(int8: 1.25x the softmax head's speed)",
         "stream RTF, 1 frame/push, fast / int8 (wall)  0.1200 / 0.0600  (1.20x / 1.20x offline)",
         "stream time to first audio (fast, wall)       1.50 ms  (+ the stream's delay of 20 ms of frames)",
         "training samples/s (B=32 x 2400, 2 threads)   29400  (median step 2.61 s)",
@@ -487,7 +494,8 @@ def test_lpcnet_lines_are_the_scripts_format():
         "int8_16x4_rtf=0.0400 int8_16x4_vs_torch=187.5 "
         "train_samples_per_s=29400.0 train_sparse_samples_per_s=88200.0 train_sparse_speedup=3.00 "
         "train_gemm_fraction=0.69 train_peak_rss_mb=1900.0 "
-        "stream_int8_rtf=0.0600 stream_first_audio_ms=1.50 stream_rtf=0.1200",
+        "stream_int8_rtf=0.0600 stream_first_audio_ms=1.50 stream_rtf=0.1200 "
+        "int8_tree_rtf=0.0320 fast_tree_rtf=0.0800",
     ]
     oks = {m.key: m.ok(quick=False) for m in result.metrics()}
     assert oks["fast_rtf"] is True and oks["speedup"] is True and oks["train_samples_per_s"] is True

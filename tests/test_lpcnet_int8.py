@@ -12,7 +12,7 @@ from vocoder.inference import (
     synthesize_fast,
     synthesize_int8,
 )
-from vocoder.inference._lpcnet_sampling import prepare_synthesis
+from vocoder.inference._lpcnet_sampling import TREE_FLOOR, prepare_synthesis
 from vocoder.layers import (
     BlockSparsifier,
     int8_block_gemv,
@@ -216,11 +216,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _tree_walk(logits: np.ndarray, power: float, u: float) -> int:
+    """The ``tree`` head's one-uniform walk, in float64 numpy: p1 = clip(σ(α·logit), f, 1 − f) per node."""
+    code = 0
+    for level in range(int(np.log2(logits.shape[0]))):
+        p1 = 1.0 / (1.0 + np.exp(-power * logits[(1 << level) | code]))
+        p1 = min(max(p1, TREE_FLOOR), 1.0 - TREE_FLOOR)
+        p0 = 1.0 - p1
+        bit = int(u >= p0)
+        u = min(max((u - p0) / p1 if bit else u / p0, 0.0), float(np.nextafter(1.0, 0.0)))
+        code = 2 * code + bit
+    return code
+
+
 def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: int,
                    pdf_floor: float, dual_fc: str = "int8") -> np.ndarray:
     """float64 numpy loop of the int8 arithmetic (quantized weights taken from the model directly).
 
-    ``dual_fc="int8"``: the DualFC product with per-row int8 weights on GRU_B's quantized state.
+    ``dual_fc="int8"``: the DualFC product with per-row int8 weights on GRU_B's quantized state. A
+    model with the ``tree`` head samples by the tree walk (all DualFC rows computed here, the kernel
+    computes the 8 visited nodes').
 
     Returns:
         ``(B, N)`` excitation codes.
@@ -276,6 +291,12 @@ def int8_reference(model: LPCNet, features: np.ndarray, lpc: np.ndarray, seed: i
             fc_product = product(q_fc, s_fc, xq_b) if dual_fc == "int8" else fc_w @ h_b
             branches = np.tanh(fc_product + fc_b) * fc_s
             logits = branches[:levels] + branches[levels:]
+            if model.output_head == "tree":
+                code = _tree_walk(logits, inputs.exponent[u, f], inputs.uniforms[u, t])
+                sample = predicted + float(mulaw_decode(np.int64(code), bits, quantizer))
+                history = np.concatenate([[sample], history[:-1]])
+                codes[u, t] = code
+                continue
             weights = np.exp(inputs.exponent[u, f] * (logits - logits.max()))
             weights = np.maximum(weights / weights.sum() - pdf_floor, 0.0)
             cdf = np.cumsum(weights)
@@ -304,6 +325,28 @@ def test_int8_path_equals_float64_reference_sample_for_sample(sparse_model, dual
     threaded = synthesize_int8(sparse_model, features, lpc=lpc, seed=3, dtype=np.float64, threads=2,
                                dual_fc=dual_fc)
     np.testing.assert_array_equal(threaded.excitation, expected)
+
+
+@pytest.mark.parametrize("dual_fc", ["int8", "float"])
+def test_int8_tree_head_equals_float64_reference_sample_for_sample(dual_fc):
+    model = _pruned_test_model((16, 4))
+    tree = LPCNet(gru_a_size=64, gru_b_size=16, output_head="tree").double()
+    tree.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        tree.dual_fc.weight.mul_(3.0)  # some decisions past the floor
+    features = _features(2, 4, seed=8)
+    lpc = lpc_from_cepstrum(features[..., :18], order=16)
+    packed = pack_lpcnet_int8(tree, np.float64)
+    assert packed.tree and packed.a_aligned
+    result = synthesize_int8(tree, features, lpc=lpc, seed=6, dtype=np.float64, packed=packed,
+                             dual_fc=dual_fc)
+    expected = int8_reference(tree, features, lpc, seed=6, pdf_floor=0.002, dual_fc=dual_fc)
+    np.testing.assert_array_equal(result.excitation, expected)
+    assert len(np.unique(expected)) > 20
+    # not the softmax head's samples, nor the float tree's
+    assert not np.array_equal(expected, int8_reference(model, features, lpc, seed=6, pdf_floor=0.002,
+                                                       dual_fc=dual_fc))
+    assert not np.array_equal(synthesize_fast(tree, features, lpc=lpc, seed=6).excitation, expected)
 
 
 def test_int8_dual_fc_setting_changes_the_arithmetic_and_a_bad_value_is_one_line(sparse_model):

@@ -139,6 +139,9 @@ class LPCNetSynthesisResult:
     int8_cpu_rtf: float = float("nan")
     int8_product: str = ""  # vocoder.layers.int8_isa() of the run: avx512vnni, avx2 or generic
     int8_16x4_rtf: float = float("nan")  # the same network pruned in 16×4 blocks (aligned int8 product)
+    # the 16×4 network with output_head=tree (8 tree nodes of the DualFC per sample instead of 256 levels)
+    int8_tree_rtf: float = float("nan")
+    fast_tree_rtf: float = float("nan")
     # streaming, one frame per push (fast backend unless named): from creating the stream to the first
     # audio, and creation + all pushes + flush over the audio duration
     stream_first_audio_ms: float = float("nan")
@@ -209,6 +212,9 @@ class LPCNetResult:
             ("int8 vs torch speed-up", f"{s.torch_rtf / s.int8_rtf:.1f}x"),
             ("int8 RTF, GRU_A in 16x4 blocks (wall)",
              f"{s.int8_16x4_rtf:.4f}  ({s.torch_rtf / s.int8_16x4_rtf:.1f}x the torch loop)"),
+            ("int8 / fast RTF, 16x4, tree head (wall)",
+             f"{s.int8_tree_rtf:.4f} / {s.fast_tree_rtf:.4f}  "
+             f"(int8: {s.int8_16x4_rtf / s.int8_tree_rtf:.2f}x the softmax head's speed)"),
             ("stream RTF, 1 frame/push, fast / int8 (wall)",
              f"{s.stream_rtf:.4f} / {s.stream_int8_rtf:.4f}  ({s.stream_rtf / s.fast_rtf:.2f}x / "
              f"{s.stream_int8_rtf / s.int8_rtf:.2f}x offline)"),
@@ -242,7 +248,7 @@ class LPCNetResult:
         """``fast_rtf= torch_rtf= int8_rtf= fast_vs_torch= int8_vs_torch= int8_16x4_rtf= int8_16x4_vs_torch=
         train_samples_per_s=`` …
         ``train_sparse_samples_per_s= train_sparse_speedup= train_gemm_fraction= train_peak_rss_mb=``
-        ``stream_int8_rtf= stream_first_audio_ms= stream_rtf=``.
+        ``stream_int8_rtf= stream_first_audio_ms= stream_rtf= int8_tree_rtf= fast_tree_rtf=``.
 
         Followed by `` cpu=<model> isa=<isa> untrusted=<0|1>`` when the machine was described.
         """
@@ -256,7 +262,8 @@ class LPCNetResult:
             f"train_sparse_speedup={t.sparse_speedup:.2f} train_gemm_fraction={t.gemm_fraction:.2f} "
             f"train_peak_rss_mb={t.peak_rss_mb:.1f} "
             f"stream_int8_rtf={s.stream_int8_rtf:.4f} stream_first_audio_ms={s.stream_first_audio_ms:.2f} "
-            f"stream_rtf={s.stream_rtf:.4f}"
+            f"stream_rtf={s.stream_rtf:.4f} int8_tree_rtf={s.int8_tree_rtf:.4f} "
+            f"fast_tree_rtf={s.fast_tree_rtf:.4f}"
             + self.machine.summary_suffix()
         )
 
@@ -298,6 +305,10 @@ class LPCNetResult:
                    INT8_SPEEDUP_TARGET),
             Metric(NAME, "int8_16x4_rtf", f"LPCNet int8 synthesis RTF, {size} pruned in 16x4 blocks, 1 core",
                    s.int8_16x4_rtf, "s/s", INT8_RTF_TARGET),
+            Metric(NAME, "int8_tree_rtf", f"LPCNet int8 synthesis RTF, {size} 16x4, output_head=tree, 1 core",
+                   s.int8_tree_rtf, "s/s", INT8_RTF_TARGET),
+            Metric(NAME, "fast_tree_rtf", f"LPCNet synthesis RTF, {size} 16x4, output_head=tree, 1 core",
+                   s.fast_tree_rtf, "s/s", RTF_TARGET),
             Metric(NAME, "stream_rtf", f"LPCNet streaming RTF, one frame per push, {size}, 1 core",
                    s.stream_rtf, "s/s"),
             Metric(NAME, "stream_first_audio_ms", "LPCNet stream: creation to first audio, 1 core",
@@ -463,6 +474,20 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
             lambda: synthesize_int8(model4, features[None], lpc[None], seed=0, packed=packed_16x4),
             settings.repeats,
         )
+        # the same weights (seed, block) read as xiph's tree head: 8 nodes' DualFC rows per sample
+        tree_model, _ = pruned_model({**(settings.model or {}), "output_head": "tree"}, block=(16, 4))
+        packed_tree = pack_lpcnet_int8(tree_model, np.float32)
+        synthesize_int8(tree_model, features[None, :20], lpc[None, :20], packed=packed_tree)
+        int8_tree_wall, _ = best_time(
+            lambda: synthesize_int8(tree_model, features[None], lpc[None], seed=0, packed=packed_tree),
+            settings.repeats,
+        )
+        packed_fast_tree = pack_lpcnet(tree_model, np.float32)
+        synthesize_fast(tree_model, features[None, :20], lpc[None, :20], packed=packed_fast_tree)
+        fast_tree_wall, _ = best_time(
+            lambda: synthesize_fast(tree_model, features[None], lpc[None], seed=0, packed=packed_fast_tree),
+            settings.repeats,
+        )
         batch_wall, _ = best_time(
             lambda: synthesize_fast(model, batch_features, batch_lpc, seed=0, packed=packed), settings.repeats
         )
@@ -492,6 +517,8 @@ def bench_synthesis(settings: LPCNetSettings) -> LPCNetSynthesisResult:
         int8_product=int8_isa(),
         int8_cpu_rtf=int8_cpu / duration,
         int8_16x4_rtf=int8_16x4_wall / duration,
+        int8_tree_rtf=int8_tree_wall / duration,
+        fast_tree_rtf=fast_tree_wall / duration,
         stream_first_audio_ms=1000.0 * stream_fast["first_audio_s"],
         stream_rtf=stream_fast["seconds"] / duration,
         stream_int8_rtf=stream_int8["seconds"] / duration,

@@ -40,8 +40,8 @@ def lpcnet_synthesize(model: LPCNet, features: np.ndarray | torch.Tensor,
     if single:
         features = features[None]
         lpc = None if lpc is None else lpc[None]
-    if backend != "torch" and getattr(model, "output_head", "dualfc") != "dualfc":
-        raise ValueError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law head only; this model has "
+    if backend != "torch" and getattr(model, "output_head", "dualfc") == "dual_softmax":
+        raise ValueError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law heads only; this model has "
                          f"output_head={model.output_head!r}: use backend='torch'")
     if backend == "fast":
         result = synthesize_fast(model, features, lpc, seed=seed, dtype=dtype, threads=threads,

@@ -9,7 +9,9 @@ What makes it fast (per sample and utterance, paper-size model at 10 % density):
   (:func:`vocoder.layers._simd.block_gemv`), so only the ~10 % kept blocks cost anything;
 * GRU_B's input and recurrent products and the DualFC are dense products with the output vectors
   held in registers (:func:`vocoder.layers._simd.dense_gemv`);
-* sigmoid/tanh/exp are vectorizable polynomials; all buffers are allocated once per call.
+* sigmoid/tanh/exp are vectorizable polynomials; all buffers are allocated once per call;
+* a model with the ``tree`` output head computes only the 8 visited tree nodes' two DualFC rows per
+  sample (16 of 512 rows, no softmax over 256 levels).
 
 The algorithm, the float64 signal/LPC arithmetic and the RNG contract are those of
 :func:`vocoder.inference._lpcnet_sampling.synthesize_reference`; with ``dtype=float64`` the two agree
@@ -35,9 +37,12 @@ from vocoder.inference._lpcnet_kernels import (
     mulaw_table,
     reassoc_sum,
     run_synthesis_kernel,
+    tree_bits,
+    tree_decision,
 )
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,
+    TREE_FLOOR,
     SamplerState,
     SynthesisInputs,
     SynthesisResult,
@@ -77,6 +82,8 @@ class PackedLPCNet:
         fc: DualFC weights of both branches stacked ``(2·L, H_b)`` (dense).
         fc_bias, fc_scale: ``(2·L,)``.
         density: fraction of GRU_A's off-diagonal recurrent blocks stored.
+        tree: the model's ``tree`` head: sampling walks 8 nodes, two rows of ``fc_matrix`` each.
+        fc_matrix: the DualFC's stacked weights ``(2·L, H_b)`` row-major (the tree walk's rows).
     """
 
     hidden_a: int
@@ -92,6 +99,8 @@ class PackedLPCNet:
     fc_bias: np.ndarray
     fc_scale: np.ndarray
     density: float
+    tree: bool
+    fc_matrix: np.ndarray
 
 
 def _padded(vector: np.ndarray, length: int, dtype: np.dtype) -> np.ndarray:
@@ -141,6 +150,9 @@ def pack_lpcnet(model: LPCNet, dtype: np.dtype | type = np.float32) -> PackedLPC
         fc_bias=fc.bias.detach().cpu().numpy().reshape(-1).astype(dtype),
         fc_scale=fc.scale.detach().cpu().numpy().reshape(-1).astype(dtype),
         density=float(a_recurrent[1].shape[0]) / n_blocks,
+        tree=getattr(model, "output_head", "dualfc") == "tree",
+        fc_matrix=np.ascontiguousarray(fc.weight.detach().cpu().double().numpy().reshape(2 * levels, -1),
+                                       dtype=dtype),
     )
 
 
@@ -157,7 +169,7 @@ def _sparse_product(group, row_ptr, col_idx, blocks, x, x_stride, y, y_stride):
 
 @njit(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
-                      b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
+                      b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale, tree, fc_matrix, tree_floor,
                       lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
                       state_a, state_b, state_history, state_code, first, group,
                       excitation, signal, prediction):
@@ -169,6 +181,8 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
     loaded once per sample for all of them.
     ``exponent`` and ``pdf_floor`` (a one-element array) come in the network dtype so that the
     float32 kernel stays in float32; LPC, signal, prediction and uniforms are float64.
+    ``tree``: the ``tree`` head's walk instead of the softmax: per sample the 8 visited nodes' two rows
+    of ``fc_matrix`` (``(2·L, H_b)``) and the float64 decisions with floor ``tree_floor``.
     """
     dtype = tables.dtype
     levels = tables.shape[1]
@@ -184,6 +198,7 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
     one = one_like(tables[0, 0, 0])
     zero = one - one
     floor = pdf_floor[0]
+    bits = tree_bits(levels)
     h_a = np.zeros(group * hidden_a, dtype)
     x_a = np.zeros(group * a_gates, dtype)
     g_a = np.zeros(group * a_rows, dtype)
@@ -240,6 +255,32 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
             gru_update(x_b[g * b_gates : (g + 1) * b_gates], g_b[g * b_gates : (g + 1) * b_gates],
                         h_b[g * hidden_b : (g + 1) * hidden_b], hidden_b)
 
+        if tree:  # the tree head: 8 nodes, two DualFC rows each → one decision per level
+            for g in range(group):
+                u = first + g
+                hb = h_b[g * hidden_b : (g + 1) * hidden_b]
+                power = exponent[u, f]
+                rest = uniforms[u, t]
+                code = 0
+                for level in range(bits):
+                    node = (1 << level) | code
+                    branch_a = fc_bias[node]
+                    branch_b = fc_bias[levels + node]
+                    for j in range(hidden_b):
+                        branch_a += fc_matrix[node, j] * hb[j]
+                        branch_b += fc_matrix[levels + node, j] * hb[j]
+                    logit = fc_scale[node] * vtanh(branch_a) + fc_scale[levels + node] * vtanh(branch_b)
+                    bit, rest = tree_decision(logit, power, tree_floor, rest)
+                    code = 2 * code + bit
+                sample = predicted[g] + code_values[code]
+                for k in range(order - 1, 0, -1):
+                    history[g, k] = history[g, k - 1]
+                history[g, 0] = sample
+                codes[g] = code
+                excitation[u, t] = code
+                signal[u, t] = sample
+                prediction[u, t] = predicted[g]
+            continue
         # DualFC → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
         for g in range(group):
             for i in range(2 * levels):
@@ -285,7 +326,7 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
 
 @njit(cache=True, nogil=True)
 def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
-                       b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
+                       b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale, tree, fc_matrix, tree_floor,
                        lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
                        state_a, state_b, state_history, state_code, first, last,
                        excitation, signal, prediction):
@@ -295,7 +336,7 @@ def _synthesize_kernel(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diago
         remaining = last - start
         group = 4 if remaining >= 4 else (2 if remaining >= 2 else 1)
         _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagonal, a_bias,
-                          b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale,
+                          b_input, b_recurrent, b_bias, fc, fc_bias, fc_scale, tree, fc_matrix, tree_floor,
                           lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
                           state_a, state_b, state_history, state_code, start, group,
                           excitation, signal, prediction)
@@ -367,7 +408,7 @@ def sample_fast(model: LPCNet, packed: PackedLPCNet, inputs: SynthesisInputs, st
         array(inputs.tables), array(inputs.a_frame), b_frame,
         *packed.a_recurrent, packed.a_diagonal, packed.a_bias,
         packed.b_input, packed.b_recurrent, packed.b_bias,
-        packed.fc, packed.fc_bias, packed.fc_scale,
+        packed.fc, packed.fc_bias, packed.fc_scale, packed.tree, packed.fc_matrix, TREE_FLOOR,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
         np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
         model.hop_length, packed.hidden_b, np.full(1, pdf_floor, dtype),

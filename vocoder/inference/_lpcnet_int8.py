@@ -15,6 +15,9 @@ What is quantized (with ``dual_fc="float"`` exactly the split of xiph's AVX2 "do
   float weights (L2 traffic every sample) become 8 KB of bytes and 128 byte dot products.
   ``dual_fc="float"`` keeps it float, exactly xiph's split.
 
+With the ``tree`` output head only the 8 visited tree nodes' two DualFC rows are computed per sample
+(int8 rows on ``q_b`` with their row scales, or float rows with ``dual_fc="float"``).
+
 Everything else — the per-code input tables, frame terms, diagonals, biases, gates, the DualFC's
 ``tanh`` and scales and the tempered sampling — is float, as in
 :mod:`vocoder.inference._lpcnet_fast` (whose helpers it uses; same RNG contract). With
@@ -38,9 +41,12 @@ from vocoder.inference._lpcnet_kernels import (
     mulaw_table,
     reassoc_sum,
     run_synthesis_kernel,
+    tree_bits,
+    tree_decision,
 )
 from vocoder.inference._lpcnet_sampling import (
     PDF_FLOOR,
+    TREE_FLOOR,
     SamplerState,
     SynthesisInputs,
     SynthesisResult,
@@ -131,6 +137,9 @@ class PackedLPCNetInt8:
         a_aligned: GRU_A's stored blocks come in aligned runs of four columns (a model pruned in 16×4
             blocks, ``loss.sparsify.block=[16,4]``): the product loads each group's four activations
             at once (:func:`vocoder.layers.int8_aligned_gemv`) instead of gathering them.
+        tree: the model's ``tree`` head: sampling walks 8 nodes, two DualFC rows each (the int8 rows of
+            ``fc_quantized.quantized`` on ``q_b`` with its row scales, or the float rows of ``fc_matrix``).
+        fc_matrix: the DualFC's stacked float weights ``(2·L, H_b)`` row-major.
     """
 
     hidden_a: int
@@ -148,6 +157,8 @@ class PackedLPCNetInt8:
     fc_scale: np.ndarray
     density: float
     a_aligned: bool
+    tree: bool
+    fc_matrix: np.ndarray
 
     @property
     def dtype(self) -> np.dtype:
@@ -201,6 +212,8 @@ def pack_lpcnet_int8(model: LPCNet, dtype: np.dtype | type = np.float32) -> Pack
         fc_scale=numpy(fc.scale).reshape(-1).astype(dtype),
         density=live_blocks / n_blocks if n_blocks else 0.0,
         a_aligned=int8_groups_aligned(a_recurrent.row_ptr, a_recurrent.col_idx),
+        tree=getattr(model, "output_head", "dualfc") == "tree",
+        fc_matrix=np.ascontiguousarray(fc_weight, dtype=dtype),
     )
 
 
@@ -257,6 +270,7 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                             bi_ptr, bi_idx, bi_weights, bi_sum, bi_scale,
                             br_ptr, br_idx, br_weights, br_sum, br_scale, b_bias,
                             fc, fc_ptr, fc_idx, fc_weights, fc_sum, fc_qscale, int8_fc, fc_bias, fc_scale,
+                            tree, fc_matrix, fc_int8, tree_floor,
                             lpc, exponent, uniforms, mulaw, hop, hidden_b, pdf_floor,
                             state_a, state_b, state_qa, state_qb, state_history, state_code, first, last,
                             excitation, signal, prediction):
@@ -266,7 +280,10 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
 
     ``exponent`` and ``pdf_floor`` (a one-element array) come in the network dtype; LPC, signal,
     prediction and uniforms are float64 (as in the float kernel). ``int8_fc``: the DualFC product
-    from the quantized matrix ``fc_*`` and ``q_b`` instead of the float ``fc`` and ``h_b``.
+    from the quantized matrix ``fc_*`` and ``q_b`` instead of the float ``fc`` and ``h_b``. ``tree``:
+    the ``tree`` head's walk: per sample the 8 visited nodes' two rows, of ``fc_int8`` (``(2·L, H_b)``
+    int8, exact int32 dot products with ``q_b`` times ``fc_qscale``) or of the float ``fc_matrix``, and
+    the float64 decisions with floor ``tree_floor``.
     """
     dtype = tables.dtype
     levels = tables.shape[1]
@@ -282,6 +299,8 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
     one = one_like(tables[0, 0, 0])
     zero = one - one
     floor = pdf_floor[0]
+    bits = tree_bits(levels)
+    node_pre = np.zeros(2, dtype)
     h_a = np.zeros(hidden_a, dtype)
     q_a = np.zeros(-(-hidden_a // 4) * 4, np.int8)  # padded: the products read whole groups of four
     x_a = np.zeros(a_gates, dtype)
@@ -337,6 +356,37 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
             gru_update(x_b, g_b, h_b, hidden_b)
             quantize_activations(h_b, q_b)
 
+            if tree:  # the tree head: 8 nodes, two DualFC rows each → one decision per level
+                power = exponent[u, f]
+                rest = uniforms[u, t]
+                code = 0
+                for level in range(bits):
+                    node = (1 << level) | code
+                    node_pre[0] = fc_bias[node]
+                    node_pre[1] = fc_bias[levels + node]
+                    if int8_fc:
+                        acc_a = np.int32(0)
+                        acc_b = np.int32(0)
+                        for j in range(hidden_b):
+                            acc_a += np.int32(fc_int8[node, j]) * np.int32(q_b[j])
+                            acc_b += np.int32(fc_int8[levels + node, j]) * np.int32(q_b[j])
+                        node_pre[0] += acc_a * fc_qscale[node]
+                        node_pre[1] += acc_b * fc_qscale[levels + node]
+                    else:
+                        for j in range(hidden_b):
+                            node_pre[0] += fc_matrix[node, j] * h_b[j]
+                            node_pre[1] += fc_matrix[levels + node, j] * h_b[j]
+                    logit = fc_scale[node] * vtanh(node_pre[0]) + fc_scale[levels + node] * vtanh(node_pre[1])
+                    bit, rest = tree_decision(logit, power, tree_floor, rest)
+                    code = 2 * code + bit
+                sample = predicted + code_values[code]
+                for k in range(order - 1, 0, -1):
+                    history[k] = history[k - 1]
+                history[0] = sample
+                excitation[u, t] = code
+                signal[u, t] = sample
+                prediction[u, t] = predicted
+                continue
             # DualFC (int8 or float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
             for i in range(2 * levels):
                 pre[i] = fc_bias[i]
@@ -449,7 +499,7 @@ def sample_int8(model: LPCNet, packed: PackedLPCNetInt8, inputs: SynthesisInputs
         bi.row_ptr, bi.col_idx, bi.weights, bi.row_sum, bi.scale,
         br.row_ptr, br.col_idx, br.weights, br.row_sum, br.scale, packed.b_bias,
         packed.fc, fq.row_ptr, fq.col_idx, fq.weights, fq.row_sum, fq.scale, dual_fc == "int8",
-        packed.fc_bias, packed.fc_scale,
+        packed.fc_bias, packed.fc_scale, packed.tree, packed.fc_matrix, fq.quantized, TREE_FLOOR,
         np.ascontiguousarray(inputs.lpc), np.ascontiguousarray(inputs.exponent, dtype=dtype),
         np.ascontiguousarray(inputs.uniforms), mulaw_table(model.mulaw_bits, model.mulaw_quantizer),
         model.hop_length,

@@ -65,6 +65,32 @@ def gru_update(x, gh, h, hidden):
         h[j] = n + z * (h[j] - n)
 
 
+#: The largest float64 below 1 (where the tree walk clamps its rescaled uniform).
+BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
+@njit(inline="always")
+def tree_bits(levels):
+    """``log2(levels)``: the depth of the ``tree`` head's walk."""
+    bits = 0
+    while (1 << bits) < levels:
+        bits += 1
+    return bits
+
+
+@njit(inline="always")
+def tree_decision(logit, power, floor, u):
+    """One node of the ``tree`` head's walk (float64): ``p1 = clip(σ(α·logit), f, 1 − f)``; returns the
+    bit (``u ≥ 1 − p1``) and the uniform rescaled into that branch, clamped into [0, 1)
+    (:func:`~vocoder.inference._lpcnet_sampling.sample_tree`)."""
+    p1 = 1.0 / (1.0 + np.exp(-np.float64(power) * np.float64(logit)))
+    p1 = min(max(p1, floor), 1.0 - floor)
+    p0 = 1.0 - p1
+    if u < p0:
+        return 0, min(max(u / p0, 0.0), BELOW_ONE)
+    return 1, min(max((u - p0) / p1, 0.0), BELOW_ONE)
+
+
 def run_synthesis_kernel(kernel, arguments: tuple, batch: int, n_samples: int, threads: int
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run a per-utterance sampling kernel ``kernel(*arguments, first, last, excitation, signal, prediction)``

@@ -22,7 +22,8 @@ RNG contract (shared by every backend, so they produce identical samples): the e
 ``n`` of utterance ``b`` consumes the uniform
 ``u[b, n] = numpy.random.default_rng([seed, b]).random(N)[n]`` (float64 in [0, 1)); the code is the
 smallest ``i`` with ``u · C_{L−1} < C_i``, ``C`` the cumulative sum of the floored tempered
-probabilities (``L − 1`` if rounding leaves none). Utterance ``b`` therefore gets the same samples
+probabilities (``L − 1`` if rounding leaves none); the ``tree`` head walks its 8 bit decisions with the
+same single uniform, rescaled at each (:func:`sample_tree`). Utterance ``b`` therefore gets the same samples
 whether it is synthesized alone or in a batch (at the same index ``b``).
 
 Features ``(B, T, 20)`` are padded with ``frame_context`` (2) copies of the edge frames on each side
@@ -50,6 +51,13 @@ from vocoder.models import LPCNet
 
 #: xiph's ``PDF_FLOOR``: probability mass subtracted from every level before sampling.
 PDF_FLOOR = 0.002
+
+#: Floor of each tree decision's probabilities (``tree`` head): ``p1`` is clipped into
+#: ``[TREE_FLOOR, 1 − TREE_FLOOR]`` (xiph's ``sampling_logit_table`` range).
+TREE_FLOOR = 0.025
+
+#: The largest float64 below 1: where the tree walk clamps its rescaled uniform.
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 
 def sampling_uniforms(seed: int, batch: int, n_samples: int) -> np.ndarray:
@@ -333,6 +341,41 @@ def sample_reference(model: LPCNet, inputs: SynthesisInputs, state: SamplerState
         return _reference_loop(model, inputs, pdf_floor, state)
 
 
+def sample_tree(logits: torch.Tensor, exponent: torch.Tensor, uniforms: torch.Tensor,
+                tree_floor: float = TREE_FLOOR) -> torch.Tensor:
+    """Codes from the ``tree`` head's logits with one uniform per sample (inverse CDF of the tree pdf).
+
+    From the root (node 1), at each level's node ``i = (1 << level) | prefix``:
+    ``p1 = clip(σ(α · logit_i), f, 1 − f)`` (``α`` the tempering exponent: ``σ(x)^α`` renormalized
+    over the two branches is ``σ(α x)``); ``u < 1 − p1`` → bit 0 and ``u ← u / (1 − p1)``, else bit 1
+    and ``u ← (u − (1 − p1)) / p1``, clamped into [0, 1); the bits, MSB first, are the code.
+    float64 throughout.
+
+    Args:
+        logits: ``(B, L)`` tree logits (only the visited nodes are read).
+        exponent: ``(B,)`` tempering exponents ``α``.
+        uniforms: ``(B,)`` in [0, 1).
+        tree_floor: ``f``.
+
+    Returns:
+        ``(B,)`` int64 codes in ``[0, L − 1]``.
+    """
+    levels = logits.shape[-1]
+    bits = levels.bit_length() - 1
+    logits = logits.double()
+    u = uniforms.double()
+    alpha = exponent.double()
+    prefix = torch.zeros(logits.shape[:-1], dtype=torch.int64, device=logits.device)
+    for level in range(bits):
+        x = logits.gather(-1, ((1 << level) | prefix).unsqueeze(-1)).squeeze(-1)
+        p1 = torch.sigmoid(alpha * x).clamp(tree_floor, 1.0 - tree_floor)
+        p0 = 1.0 - p1
+        bit = u >= p0
+        u = torch.where(bit, (u - p0) / p1, u / p0).clamp(0.0, _BELOW_ONE)
+        prefix = 2 * prefix + bit.long()
+    return prefix
+
+
 def _sample_dual_softmax(model: LPCNet, h_b: torch.Tensor, exponent: torch.Tensor, uniforms: torch.Tensor,
                          pdf_floor: float) -> torch.Tensor:
     """16-bit levels ``(B,)`` from the ``dual_softmax`` head with one uniform per sample.
@@ -380,7 +423,8 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float, st
     prediction = torch.zeros(batch, n_samples, dtype=torch.float64, device=device)
     bits, quantizer = model.mulaw_bits, model.mulaw_quantizer
     code_values = torch.from_numpy(mulaw_code_values(bits, quantizer)).to(device)  # as the numba kernels
-    dual_softmax = getattr(model, "output_head", "dualfc") == "dual_softmax"
+    head = getattr(model, "output_head", "dualfc")
+    dual_softmax = head == "dual_softmax"
 
     def gru_update(x: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         size = h.shape[-1]
@@ -407,8 +451,11 @@ def _reference_loop(model: LPCNet, inputs: SynthesisInputs, pdf_floor: float, st
             excitation[:, t] = level
         else:
             logits = model.dual_fc(h_b).double()
-            distribution = tempered_distribution(logits, exponent[:, f], pdf_floor)
-            excitation_code = sample_inverse_cdf(distribution, uniforms[:, t])
+            if head == "tree":
+                excitation_code = sample_tree(logits, exponent[:, f], uniforms[:, t])
+            else:
+                distribution = tempered_distribution(logits, exponent[:, f], pdf_floor)
+                excitation_code = sample_inverse_cdf(distribution, uniforms[:, t])
             sample = predicted + code_values[excitation_code]
             excitation[:, t] = excitation_code
         history = torch.cat([sample[:, None], history[:, :-1]], dim=1)

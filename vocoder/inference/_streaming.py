@@ -164,8 +164,8 @@ class LPCNetStream(SynthesisStream):
         self.model = model
         self.tempering = tempering
         network_dtype = np.float64 if model.gru_a.weight_hh_l0.dtype == torch.float64 else np.float32
-        if backend != "torch" and getattr(model, "output_head", "dualfc") != "dualfc":
-            raise SynthesisError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law head only; this "
+        if backend != "torch" and getattr(model, "output_head", "dualfc") == "dual_softmax":
+            raise SynthesisError(f"backend={backend!r} synthesizes LPCNet's DualFC μ-law heads only; this "
                                  f"model has output_head={model.output_head!r}: use backend='torch'")
         if backend == "fast":
             packed = pack_lpcnet(model, network_dtype)

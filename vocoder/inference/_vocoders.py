@@ -112,8 +112,8 @@ class LPCNetVocoder(Vocoder):
             raise SynthesisError(f"tempering={tempering!r}: must be one of {', '.join(TEMPERING)}")
         if backend not in LPCNET_BACKENDS:
             raise SynthesisError(f"backend={backend!r}: must be one of {', '.join(LPCNET_BACKENDS)}")
-        # the numba/int8 synthesizers implement the DualFC head; other heads use the torch loop
-        self.backend = backend if getattr(model, "output_head", "dualfc") == "dualfc" else "torch"
+        # the numba/int8 synthesizers implement the DualFC heads (softmax and tree); dual_softmax uses torch
+        self.backend = backend if getattr(model, "output_head", "dualfc") != "dual_softmax" else "torch"
         self.threads = threads
         self.tempering = tempering
 

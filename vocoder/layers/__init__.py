@@ -42,6 +42,7 @@ from vocoder.layers._simd import (
 from vocoder.layers._sparse_gru import gru_parameter_grads, live_blocks, sparse_gru_sequence
 from vocoder.layers._sparsity import GRU_GATES, BlockSparsifier, SparseTarget
 from vocoder.layers._threads import run_in_threads, split_range
+from vocoder.layers._tree import tree_log_likelihood, tree_log_pdf, tree_node_table
 from vocoder.layers._upsample import (
     CentredUpsampler,
     RepeatUpsampler,
@@ -119,4 +120,8 @@ __all__ = [
     # 16-bit categorical output (coarse, then fine given coarse)
     "join_levels",
     "split_levels",
+    # binary-tree output over the μ-law code's bits (xiph's current LPCNet head)
+    "tree_log_likelihood",
+    "tree_log_pdf",
+    "tree_node_table",
 ]

@@ -53,9 +53,10 @@ GRUState = tuple[torch.Tensor, torch.Tensor]
 
 #: Initialization schemes of :class:`LPCNet`.
 INIT_SCHEMES = ("xiph", "per_gate")
-#: Output heads of :class:`LPCNet`: xiph's DualFC over the 8-bit μ-law excitation, or a conditional
-#: dual softmax over the 16-bit linear excitation (:class:`vocoder.layers.DualSoftmax`, 8 + 8 bits).
-OUTPUT_HEADS = ("dualfc", "dual_softmax")
+#: Output heads of :class:`LPCNet`: xiph's DualFC over the 8-bit μ-law excitation (softmax), the same
+#: DualFC read as xiph's binary tree of bit decisions (``tree``, :func:`vocoder.layers.tree_log_likelihood`),
+#: or a conditional dual softmax over the 16-bit linear excitation (:class:`vocoder.layers.DualSoftmax`).
+OUTPUT_HEADS = ("dualfc", "tree", "dual_softmax")
 class LPCNet(nn.Module):
     """LPCNet: frame-rate conditioning network + sample-rate excitation network.
 
@@ -76,10 +77,12 @@ class LPCNet(nn.Module):
             ``lin2ulaw``: code 128 is exactly 0) or ``mid_rise`` (this project's earlier one;
             checkpoints written before the setting existed are read as ``mid_rise``).
         lpc_order: order of the LPC predictor that produces ``p_t`` (16; used by synthesis).
-        output_head: ``dualfc`` (xiph: DualFC → logits over the 8-bit μ-law excitation) or
-            ``dual_softmax`` (p(coarse) · p(fine | coarse) over the 16-bit linear excitation; the
-            network's inputs stay 8-bit μ-law codes, sampling tempers the coarse distribution and runs
-            on the torch backend).
+        output_head: ``dualfc`` (xiph's original: DualFC → softmax logits over the 8-bit μ-law
+            excitation), ``tree`` (xiph's current: the same DualFC's outputs are the logits of a binary
+            tree over the code's 8 bits, MSB first, node ``(1 << level) | prefix``; sampling computes only
+            the 8 visited nodes) or ``dual_softmax`` (p(coarse) · p(fine | coarse) over the 16-bit
+            linear excitation; the network's inputs stay 8-bit μ-law codes, sampling tempers the coarse
+            distribution and runs on the torch backend).
         init: ``xiph`` (Keras defaults of xiph's reference: Glorot-uniform over each GRU's whole input
             kernel, orthogonal whole recurrent kernel, period embedding uniform ±0.05) or
             ``per_gate`` (the earlier scheme: Glorot/orthogonal per gate, period embedding N(0, 1)).
@@ -150,7 +153,7 @@ class LPCNet(nn.Module):
         self.sample_embedding = nn.Embedding(self.n_levels, sample_embedding_size)
         self.gru_a = nn.GRU(3 * sample_embedding_size + frame_channels, gru_a_size, batch_first=True)
         self.gru_b = nn.GRU(gru_a_size + frame_channels, gru_b_size, batch_first=True)
-        if output_head == "dualfc":
+        if output_head in ("dualfc", "tree"):
             self.dual_fc = DualFC(gru_b_size, self.n_levels)
         else:
             self.dual_softmax = DualSoftmax(gru_b_size, coarse_bits=8, fine_bits=8)
@@ -379,9 +382,10 @@ class LPCNet(nn.Module):
         return self.output_layer(b.transpose(0, 1)), (a[-1], b[-1])
 
     def output_layer(self, h_b: torch.Tensor) -> torch.Tensor:
-        """``dualfc``: logits ``(..., levels)`` of GRU_B's states; ``dual_softmax``: the states themselves
-        (the head's :meth:`~vocoder.layers.DualSoftmax.log_prob` / ``sample`` take them)."""
-        return self.dual_fc(h_b) if self.output_head == "dualfc" else h_b
+        """``dualfc``: softmax logits ``(..., levels)`` of GRU_B's states; ``tree``: the tree logits
+        ``(..., levels)`` (:func:`vocoder.layers.tree_log_likelihood`); ``dual_softmax``: the states
+        themselves (the head's :meth:`~vocoder.layers.DualSoftmax.log_prob` / ``sample`` take them)."""
+        return h_b if self.output_head == "dual_softmax" else self.dual_fc(h_b)
 
     def forward(
         self,

@@ -20,6 +20,7 @@ from vocoder.data import (
 )
 from vocoder.dsp import excitation16_encode
 from vocoder.errors import ConfigError
+from vocoder.layers import tree_log_likelihood
 from vocoder.training._module import Example, TrainingModule
 from vocoder.training._noise import (
     ExcitationNoise,
@@ -40,7 +41,8 @@ class LPCNetTask(TrainingModule):
     """Trains :class:`vocoder.models.LPCNet` the paper's way.
 
     Loss terms: ``excitation_ce`` (cross-entropy of the μ-law excitation e_t; with the model's
-    ``dual_softmax`` head, of the 16-bit linear excitation as p(coarse) · p(fine | coarse)).
+    ``tree`` head −log Π σ(±logit) over the code's 8 tree nodes; with the ``dual_softmax`` head, of the
+    16-bit linear excitation as p(coarse) · p(fine | coarse)).
 
     Args:
         model: the LPCNet network (its normalization buffers are set from the cache's statistics).
@@ -141,6 +143,8 @@ class LPCNetTask(TrainingModule):
             # 16-bit linear excitation of the clean sample minus the (noisy-past) prediction
             target = excitation16_encode(clean[:, self.history:].double() - inputs["prediction_value"])
             return model.dual_softmax.nll(out, target.to(out.device))
+        if getattr(model, "output_head", "dualfc") == "tree":
+            return -tree_log_likelihood(out.float(), inputs["target"].to(out.device)).mean()
         return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), inputs["target"].reshape(-1))
 
     def training_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
@@ -198,7 +202,7 @@ class LPCNetTask(TrainingModule):
         for uid in read_split(self.cache_dir, "dev")[:count]:
             utt = load_utterance(self.cache_dir, uid)
             feats = utt.features[:frames]
-            backend = "torch" if getattr(model, "output_head", "dualfc") != "dualfc" else "fast"
+            backend = "torch" if getattr(model, "output_head", "dualfc") == "dual_softmax" else "fast"
             audio = lpcnet_synthesize(model, feats, lpc=utt.lpc[:frames], seed=0, backend=backend)
             examples.append(Example(name=uid, audio=np.asarray(audio), reference=utt.audio[: len(audio)],
                                     sample_rate=self.features.sample_rate))
