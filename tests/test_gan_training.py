@@ -7,8 +7,13 @@ the amplitude distribution, which only the discriminator sees.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +22,8 @@ from tests.trainer_toy import GAN_WEIGHTS, abs_over_rms, make_gan_trainer, make_
 from vocoder.checkpoints import CheckpointError, export_weights, load_checkpoint, load_weights
 from vocoder.errors import ConfigError
 from vocoder.training import ParameterGroup, TrainingError
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -326,3 +333,21 @@ def test_init_from_discriminator_of_another_shape_is_one_line(tmp_path):
     message = f"its disc weights do not fit this run's \\(shape differs: {first}"
     with pytest.raises(CheckpointError, match=message):
         warm.fit()
+
+
+# ------------------------------------------------------------------------------------------ DDP
+@pytest.mark.slow
+def test_torchrun_two_ranks_keep_generator_and_discriminator_identical(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    toy = [str(REPO / "tests" / "trainer_toy.py"), str(tmp_path / "ddp"), "6", json.dumps({"gan": True})]
+    proc = subprocess.run(torchrun + toy, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n[...]\n" + proc.stderr[-1500:]
+    decoder = json.JSONDecoder()
+    starts = [m.start() for m in re.finditer(r'\{"step"', proc.stdout)]
+    results = [decoder.raw_decode(proc.stdout, start)[0] for start in starts]
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    # each rank draws its own noise and data: equal weights mean both groups' gradients were averaged
+    assert results[0]["params"] == results[1]["params"]
+    state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    assert _adam_steps(state["groups"]["disc"]["optimizer"]) == {6}

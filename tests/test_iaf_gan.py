@@ -73,6 +73,7 @@ def test_recipe_builds_the_gan_task_with_its_groups_and_optimizers(cache):
     assert groups[1].network is task.discriminator and (groups[1].start_step, groups[1].every) == (1, 1)
     (mrstft,) = task.discriminator.kinds.values()
     assert isinstance(mrstft, MultiResolutionSTFTDiscriminator) and len(mrstft.discriminators) == 3
+    assert mrstft.discriminators[0].output.in_channels == 16  # the recipe's CPU-sized discriminator
     assert task.objective == "lsgan" and dict(cfg.loss.weights.disc) == {"real": 1.0, "fake": 1.0}
     # the discriminator's optimizer: the recipe's Adam (betas 0.8 / 0.99) with its own lr and clipping
     optimizer, scheduler, grad_clip = group_optim_sections(cfg.optim)["disc"]
@@ -101,6 +102,22 @@ def test_recipe_builds_the_gan_task_with_its_groups_and_optimizers(cache):
 )
 def test_group_settings_are_checked_before_any_work(override, message):
     cfg = _compose("recipe=slt_iaf_gan", override)
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_train_config(cfg)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("+optim.groups.critic.lr=1e-3", "optim.groups.critic: IAFGANTask has no parameter group critic "
+                                         "\\(groups: gen, disc\\)"),
+        ("optim.groups.disc.lr=-1", "optim.groups.disc.lr=-1: Invalid learning rate"),
+    ],
+)
+def test_group_optimizers_are_built_on_the_groups_in_the_dry_run(override, message):
+    # without loss.output_rms=data the training module needs no data: the dry run builds it and its groups
+    cfg = _compose("recipe=slt_iaf_gan", "loss.output_rms=null", override)
     with pytest.raises(ConfigError, match=message) as info:
         validate_train_config(cfg)
     assert "\n" not in str(info.value)

@@ -229,10 +229,11 @@ def make_gan_trainer(out_dir, max_steps, **overrides) -> Trainer:
     )
 
 
-if __name__ == "__main__":  # python tests/trainer_toy.py OUT_DIR MAX_STEPS [json overrides]
+if __name__ == "__main__":  # python tests/trainer_toy.py OUT_DIR MAX_STEPS [json overrides, "gan": true]
     torch.set_num_threads(1)
     overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-    trainer = make_trainer(sys.argv[1], int(sys.argv[2]), **overrides)
+    factory = make_gan_trainer if overrides.pop("gan", False) else make_trainer
+    trainer = factory(sys.argv[1], int(sys.argv[2]), **overrides)
     trainer.fit()
     print(json.dumps({"step": trainer.step, "rank": trainer.dist.rank,
-                      "params": [p.detach().double().sum().item() for p in trainer.module.model.parameters()]}))
+                      "params": [p.detach().double().sum().item() for p in trainer.module.parameters()]}))
