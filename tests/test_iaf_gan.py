@@ -10,8 +10,14 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from vocoder.checkpoints import load_checkpoint
-from vocoder.config import CONFIG_DIR, build_trainer, register_resolvers, validate_train_config, without_keys
-from vocoder.config._build import group_optim_sections
+from vocoder.config import (
+    CONFIG_DIR,
+    build_trainer,
+    group_optim_sections,
+    register_resolvers,
+    validate_train_config,
+    without_keys,
+)
 from vocoder.data import FeatureSettings, prepare_corpus
 from vocoder.errors import ConfigError
 from vocoder.layers import (
