@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Write a training checkpoint's EMA weights as a packaged pretrained model (float16, no optimizer).
 
+A GAN run's discriminator weights go into the same file (``networks.disc``), for fine-tuning with it.
+
     python scripts/export_pretrained.py exp/RUN/checkpoints/last.pt kathleen_lpcnet [key=value ...]
 
 writes vocoder/pretrained/<name>.pt (then usable as ``pretrained:<name>``); the key=value pairs are

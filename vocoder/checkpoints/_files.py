@@ -2,9 +2,12 @@
 
 A *training checkpoint* is one ``dict`` of tensors and plain Python types, loadable with
 ``torch.load(path, weights_only=True)`` (no pickled objects), holding at least ``model`` (raw
-weights), ``ema``, ``optimizer``, ``step`` and the resolved ``config``. A *weights file*
+weights), ``ema``, ``optimizer``, ``step`` and the resolved ``config``; a run with several parameter
+groups (a generator and its discriminator) adds ``networks`` (group name → weights of every group but
+the model's) and ``groups`` (group name → its optimizer and schedule states). A *weights file*
 (:func:`export_weights`, ``format`` = :data:`WEIGHTS_FORMAT`) keeps what synthesis and warm starts
-need: the EMA weights, the config, the training module's plain state and the step.
+need: the EMA weights, the config, the training module's plain state, the step and, when the run
+had them, the other groups' ``networks`` (a discriminator's weights, for fine-tuning with it).
 """
 
 from __future__ import annotations
@@ -173,8 +176,10 @@ def semantic_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str | N
 def load_weights(spec: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a training checkpoint *or* a weights file (``pretrained:NAME`` too) for its weights.
 
-    Returns a dict with at least ``ema`` (the averaged weights), ``config`` and ``module``; a training
-    checkpoint also has ``model`` (the raw weights). Weights files hold the EMA weights only.
+    Returns a dict with at least ``ema`` (the averaged weights), ``config``, ``module`` and
+    ``networks`` (the other parameter groups' weights, e.g. ``networks["disc"]``; empty for a
+    one-optimizer run); a training checkpoint also has ``model`` (the raw weights). Weights files hold
+    the model's EMA weights only.
     """
     path = resolve_checkpoint_path(spec)
     if not path.is_file():
@@ -189,11 +194,17 @@ def load_weights(spec: str | os.PathLike, map_location: str | torch.device = "cp
         if missing:
             raise CheckpointError(f"{path}: incomplete weights file (missing {', '.join(missing)})")
         state.setdefault("module", {})
+        state.setdefault("networks", {})
         upgrade_config(state["config"])
         return state
     state = load_checkpoint(path, map_location)
+    state.setdefault("networks", {})
     upgrade_config(state.get("config"))
     return state
+
+
+#: names of the tensors :func:`export_weights` keeps in float32 (normalization statistics)
+BUFFER_SUFFIXES = ("feature_mean", "feature_std", "mean", "std", "running_mean", "running_var")
 
 
 def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = True,
@@ -202,8 +213,10 @@ def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, hal
 
     Keeps what rebuilding and synthesis need — EMA weights (floating parameters as float16 when
     ``half``; buffers such as normalization statistics stay float32), the resolved config, the
-    training module's plain state, the step — and drops the raw weights, optimizer, scheduler and
-    RNG states.
+    training module's plain state, the step — and drops the raw weights, optimizers, schedulers and
+    RNG states. The weights of a run's other parameter groups (a GAN's discriminator, which has no
+    EMA copy) are kept as they were trained, under ``networks`` (group name → weights; float16 as
+    well when ``half``): synthesis ignores them, ``trainer.init_from`` restores them.
 
     Args:
         checkpoint: a training checkpoint (``.pt``).
@@ -215,12 +228,18 @@ def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, hal
         The written path.
     """
     state = load_checkpoint(checkpoint)
-    weights = {}
-    for name, tensor in state["ema"].items():
-        is_buffer = name.endswith(("feature_mean", "feature_std", "mean", "std", "running_mean", "running_var"))
-        if half and tensor.is_floating_point() and not is_buffer:
-            tensor = tensor.to(torch.float16)
-        weights[name] = tensor.clone()
+
+    def stored(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        weights = {}
+        for name, tensor in tensors.items():
+            is_buffer = name.endswith(BUFFER_SUFFIXES)
+            if half and tensor.is_floating_point() and not is_buffer:
+                tensor = tensor.to(torch.float16)
+            weights[name] = tensor.clone()
+        return weights
+
+    weights = stored(state["ema"])
+    networks = {name: stored(tensors) for name, tensors in (state.get("networks") or {}).items()}
     module_state = {k: v for k, v in state.get("module", {}).items() if k != "sparsifier"}
     out = {
         "format": WEIGHTS_FORMAT,
@@ -230,4 +249,6 @@ def export_weights(checkpoint: str | os.PathLike, output: str | os.PathLike, hal
         "step": int(state["step"]),
         "info": dict(extra or {}),
     }
+    if networks:
+        out["networks"] = networks
     return save_atomic(out, output)

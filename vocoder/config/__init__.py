@@ -12,6 +12,7 @@ from vocoder.config._build import (
     INJECTED_INTO_MODULE,
     build_trainer,
     dry_run,
+    group_optim_sections,
     validate_train_config,
     without_keys,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "check_dataclass_section",
     "check_target_section",
     "dry_run",
+    "group_optim_sections",
     "register_resolvers",
     "resolve_target",
     "sample_root",

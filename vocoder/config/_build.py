@@ -29,6 +29,58 @@ def without_keys(section: DictConfig, *keys: str) -> DictConfig:
     return copy
 
 
+def _check_weight(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise ConfigError(f"{key}: expected a finite number >= 0, got {value!r}")
+
+
+def group_optim_sections(optim: DictConfig) -> dict[str, tuple[dict, dict | None, float | None]]:
+    """The optimizer of every parameter group named in ``optim.groups``.
+
+    A group's section is merged over the base ``optim`` settings, or replaces them when it names a
+    ``_target_`` of its own; likewise its ``scheduler`` (absent: the base schedule, a fresh one per
+    optimizer; ``null``: none). ``grad_clip`` is the group's own clipping norm.
+
+    Returns:
+        group name → (optimizer section, scheduler section or ``None``, ``grad_clip`` or ``None``),
+        plain resolved dicts.
+
+    Raises:
+        ConfigError: one line naming the key of a malformed group section.
+    """
+    base = OmegaConf.to_container(optim, resolve=True)
+    groups = base.pop("groups", None) or {}
+    base_scheduler = base.pop("scheduler", None)
+    if not isinstance(groups, dict):
+        raise ConfigError(f"optim.groups: expected a section per parameter group, got {groups!r}")
+    sections = {}
+    for name, section in groups.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"optim.groups.{name}: expected a section of optimizer settings, "
+                              f"got {section!r}")
+        section = dict(section)
+        grad_clip = section.pop("grad_clip", None)
+        if grad_clip is not None:
+            _check_weight(grad_clip, f"optim.groups.{name}.grad_clip")
+            grad_clip = float(grad_clip)
+        own_scheduler = "scheduler" in section
+        scheduler = section.pop("scheduler", None)
+        optimizer = section if "_target_" in section else {**base, **section}
+        if own_scheduler and scheduler is not None:
+            if not isinstance(scheduler, dict):
+                raise ConfigError(f"optim.groups.{name}.scheduler: expected a section or null, "
+                                  f"got {scheduler!r}")
+            if "_target_" not in scheduler:
+                if base_scheduler is None:
+                    raise ConfigError(f"optim.groups.{name}.scheduler._target_: missing, and optim has no "
+                                      "scheduler to take it from")
+                scheduler = {**base_scheduler, **scheduler}
+        elif not own_scheduler:
+            scheduler = base_scheduler
+        sections[str(name)] = (optimizer, scheduler, grad_clip)
+    return sections
+
+
 def validate_train_config(cfg: DictConfig) -> dict[str, Any]:
     """Check every section before any work; return the typed pieces. Raises :class:`ConfigError`."""
     from vocoder.training import TrainerSettings
@@ -41,11 +93,21 @@ def validate_train_config(cfg: DictConfig) -> dict[str, Any]:
     if "weights" not in cfg.loss or not cfg.loss.weights:
         raise ConfigError("loss.weights: missing; give each named loss term a weight, e.g. loss.weights.ce=1.0")
     for term, weight in cfg.loss.weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
-            raise ConfigError(f"loss.weights.{term}: expected a finite number >= 0, got {weight!r}")
-    check_target_section(cfg.optim, "optim", extra_keys=("scheduler",), injected=("params",))
+        if isinstance(weight, DictConfig):  # the weights of a parameter group's terms
+            if not weight:
+                raise ConfigError(f"loss.weights.{term}: empty; give the group's terms weights")
+            for sub_term, sub_weight in weight.items():
+                _check_weight(sub_weight, f"loss.weights.{term}.{sub_term}")
+        else:
+            _check_weight(weight, f"loss.weights.{term}")
+    check_target_section(cfg.optim, "optim", extra_keys=("scheduler", "groups"), injected=("params",))
     if cfg.optim.get("scheduler"):
         check_target_section(cfg.optim.scheduler, "optim.scheduler", injected=("optimizer",))
+    for name, (optimizer, scheduler, _) in group_optim_sections(cfg.optim).items():
+        check_target_section(OmegaConf.create(optimizer), f"optim.groups.{name}", injected=("params",))
+        if scheduler is not None:
+            check_target_section(OmegaConf.create(scheduler), f"optim.groups.{name}.scheduler",
+                                 injected=("optimizer",))
     # a model setting that also exists in the data's feature settings must agree with it
     features = cfg.data.features
     for key in cfg.model:
@@ -105,7 +167,7 @@ def dry_run(cfg: DictConfig, features: Any) -> None:
         )
     params = list(module.trainable_parameters()) if module is not None else list(model.parameters())
     optimizer = build_checked(
-        without_keys(cfg.optim, "scheduler"),
+        without_keys(cfg.optim, "scheduler", "groups"),
         "optim",
         lambda section: instantiate(section, _partial_=True, _convert_="all")(params),
     )
@@ -115,6 +177,45 @@ def dry_run(cfg: DictConfig, features: Any) -> None:
             "optim.scheduler",
             lambda section: instantiate(section, _partial_=True, _convert_="all")(optimizer),
         )
+    if module is not None:
+        _dry_run_groups(cfg, module)
+
+
+def _dry_run_groups(cfg: DictConfig, module: Any) -> None:
+    """Every ``optim.groups.<name>`` names a parameter group of the module and builds on its parameters."""
+    from hydra.utils import instantiate
+
+    groups = {group.name: group for group in module.parameter_groups()}
+    sections = group_optim_sections(cfg.optim)
+    for name in sections:
+        if name not in groups:
+            shown = ", ".join(groups) or "none: it trains one optimizer"
+            raise ConfigError(f"optim.groups.{name}: {type(module).__name__} has no parameter group {name} "
+                              f"(groups: {shown})")
+    for name, (optimizer_section, scheduler_section, _) in sections.items():
+        params = [p for p in groups[name].network.parameters() if p.requires_grad]
+        optimizer = build_checked(
+            optimizer_section, f"optim.groups.{name}",
+            lambda section, params=params: instantiate(section, _partial_=True, _convert_="all")(params),
+        )
+        if scheduler_section is not None:
+            build_checked(
+                scheduler_section, f"optim.groups.{name}.scheduler",
+                lambda section, opt=optimizer: instantiate(section, _partial_=True, _convert_="all")(opt),
+            )
+
+
+def _factories(optimizer_section: Any, scheduler_section: Any):
+    """(parameters → optimizer, optimizer → scheduler or ``None``) built from two config sections."""
+    from hydra.utils import instantiate
+
+    def optimizer_factory(params):
+        return instantiate(optimizer_section, _partial_=True, _convert_="all")(params)
+
+    def scheduler_factory(optimizer):
+        return instantiate(scheduler_section, _partial_=True, _convert_="all")(optimizer)
+
+    return optimizer_factory, scheduler_factory if scheduler_section is not None else None
 
 
 def _job_out_dir(out_dir: str) -> str:
@@ -144,7 +245,7 @@ def build_trainer(cfg: DictConfig, *, log: Callable[[str], None] = print, progre
 
     from vocoder.checkpoints import CheckpointError
     from vocoder.data import DataError, FeatureSettings, ensure_prepared
-    from vocoder.training import Trainer
+    from vocoder.training import GroupOptimizer, Trainer
 
     typed = validate_train_config(cfg)
     settings = typed["settings"]
@@ -169,21 +270,20 @@ def build_trainer(cfg: DictConfig, *, log: Callable[[str], None] = print, progre
             passthrough=(CheckpointError, DataError),
         )
         raise
-    optim_cfg = without_keys(cfg.optim, "scheduler")
-    scheduler_cfg = cfg.optim.get("scheduler")
-
-    def optimizer_factory(params):
-        return instantiate(optim_cfg, _partial_=True, _convert_="all")(params)
-
-    def scheduler_factory(optimizer):
-        return instantiate(scheduler_cfg, _partial_=True, _convert_="all")(optimizer)
-
+    optimizer_factory, scheduler_factory = _factories(
+        without_keys(cfg.optim, "scheduler", "groups"), cfg.optim.get("scheduler") or None
+    )
+    group_optimizers = {}
+    for name, (optimizer_section, scheduler_section, grad_clip) in group_optim_sections(cfg.optim).items():
+        group_factory, group_scheduler = _factories(optimizer_section, scheduler_section)
+        group_optimizers[name] = GroupOptimizer(group_factory, group_scheduler, grad_clip)
     return Trainer(
         module,
         optimizer_factory,
-        scheduler_factory if scheduler_cfg else None,
+        scheduler_factory,
         settings,
         loss_weights=dict(OmegaConf.to_container(cfg.loss.weights, resolve=True)),
         config=OmegaConf.to_container(cfg, resolve=True),
         log=log,
+        group_optimizers=group_optimizers,
     )

@@ -1,6 +1,19 @@
 """layers package."""
 
 from vocoder.layers._dense_gru import gru_sequence, input_gates_from_tables
+from vocoder.layers._discriminators import (
+    DEFAULT_DISCRIMINATOR_RESOLUTIONS,
+    DISCRIMINATOR_KINDS,
+    SPECTRUM_KINDS,
+    DiscriminatorOutput,
+    Discriminators,
+    MultiPeriodDiscriminator,
+    MultiResolutionSTFTDiscriminator,
+    ParallelWaveGANDiscriminator,
+    PeriodDiscriminator,
+    SpectrogramDiscriminator,
+    build_discriminators,
+)
 from vocoder.layers._dual_softmax import DualSoftmax, join_levels, split_levels
 from vocoder.layers._dualfc import DualFC
 from vocoder.layers._gru_kernels import (
@@ -60,6 +73,18 @@ from vocoder.layers._wavenet import (
 )
 
 __all__ = [
+    # discriminators for adversarial training
+    "DEFAULT_DISCRIMINATOR_RESOLUTIONS",
+    "DISCRIMINATOR_KINDS",
+    "SPECTRUM_KINDS",
+    "DiscriminatorOutput",
+    "Discriminators",
+    "MultiPeriodDiscriminator",
+    "MultiResolutionSTFTDiscriminator",
+    "ParallelWaveGANDiscriminator",
+    "PeriodDiscriminator",
+    "SpectrogramDiscriminator",
+    "build_discriminators",
     "gru_sequence",
     "input_gates_from_tables",
     "run_in_threads",

@@ -1,7 +1,15 @@
 """losses package."""
 
+# Adversarial objectives (least squares, hinge) and feature matching;
 # MLPG / modulation spectrum functions and the MGE / ModSpec feature losses; discretized logistic
 # mixture, density distillation and spectral losses (WaveNet teacher / IAF student).
+from vocoder.losses._adversarial import (
+    ADVERSARIAL_OBJECTIVES,
+    AdversarialLoss,
+    discriminator_adversarial_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 from vocoder.losses._distillation import DistillationKL, distillation_kl, student_teacher_cross_entropy
 from vocoder.losses._feature_losses import MGELoss, ModSpecLoss
 from vocoder.losses._logistic import (
@@ -41,6 +49,12 @@ from vocoder.losses._spectral import (
 )
 
 __all__ = [
+    # adversarial objectives and feature matching
+    "ADVERSARIAL_OBJECTIVES",
+    "AdversarialLoss",
+    "discriminator_adversarial_loss",
+    "feature_matching_loss",
+    "generator_adversarial_loss",
     # MLPG / modulation spectrum / feature losses
     "MGELoss",
     "ModSpecLoss",

@@ -12,15 +12,16 @@ from vocoder.training._frozen import (
     lpcnet_frame_embedding,
     mark_frozen,
 )
+from vocoder.training._iaf_gan_task import IAFGANTask
 from vocoder.training._iaf_task import IAFDistillTask, IAFTask, load_teacher
 from vocoder.training._lpcnet_task import LPCNetTask
 from vocoder.training._memory import retain_freed_memory
-from vocoder.training._module import Example, TrainingModule
+from vocoder.training._module import Example, ParameterGroup, TrainingModule
 from vocoder.training._noise import MulawNoiseInjection, lpcnet_training_inputs
 from vocoder.training._run_dir import find_resumable, step_checkpoints
 from vocoder.training._sampler import ResumableSampler
 from vocoder.training._schedules import ExponentialDecayLR, InverseDecayLR
-from vocoder.training._trainer import Trainer, TrainerSettings, TrainingError
+from vocoder.training._trainer import GroupOptimizer, Trainer, TrainerSettings, TrainingError
 from vocoder.training._wavenet_categorical_task import WaveNetDualSoftmaxTask
 from vocoder.training._wavenet_task import MelConditionedTask, WaveNetTask, history_frames_for, normalize_mel
 
@@ -33,7 +34,9 @@ __all__ = [
     "FeatureAutoencoderTask",
     "FeatureConsistencyLoss",
     "FrozenModule",
+    "GroupOptimizer",
     "IAFDistillTask",
+    "IAFGANTask",
     "IAFTask",
     "InverseDecayLR",
     "LPCNetFrameEmbedding",
@@ -41,6 +44,7 @@ __all__ = [
     "MGEFeatureTask",
     "MelConditionedTask",
     "MulawNoiseInjection",
+    "ParameterGroup",
     "ResumableSampler",
     "Trainer",
     "TrainerSettings",

@@ -11,8 +11,8 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from vocoder.training._distributed import DistributedContext, any_rank, init_dis
 from vocoder.training._ema import EMA
 from vocoder.training._frozen import frozen_parameters_in
 from vocoder.training._memory import retain_freed_memory
-from vocoder.training._module import TrainingModule
+from vocoder.training._module import ParameterGroup, TrainingModule
 from vocoder.training._run_dir import find_resumable, prune_step_checkpoints, rng_state, set_rng_state
 from vocoder.training._run_lock import RunDirectoryBusy, RunLock
 from vocoder.training._sampler import ResumableSampler
@@ -119,19 +119,22 @@ class TrainerSettings:
         keep_last: step checkpoints kept (plus last.pt and best.pt).
         audio_every: TensorBoard audio/image interval (steps; 0 = never).
         audio_examples: dev utterances synthesized each time.
-        grad_clip: max global gradient norm (0 = no clipping; the norm is logged either way).
+        grad_clip: max global gradient norm (0 = no clipping; the norm is logged either way); with
+            parameter groups, of each group that sets no ``grad_clip`` of its own
+            (:class:`GroupOptimizer`).
         ema_decay: EMA decay (0 disables averaging: the EMA copy tracks the weights).
         ema_warmup: EMA warm-up constant (steps).
-        max_bad_steps: consecutive non-finite steps tolerated before stopping.
+        max_bad_steps: consecutive non-finite steps tolerated before stopping (per parameter group).
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``.
         resume: ``auto`` (newest intact checkpoint in out_dir), ``never`` or a checkpoint path.
         progress: ``auto`` (bar when stderr is a terminal), ``bar`` or ``log``.
         find_unused_parameters: passed to DistributedDataParallel.
         init_from: start a *new* run from the weights of another run or a packaged model
-            (``PATH.pt`` or ``pretrained:NAME``): its weights and EMA copy are loaded, not its optimizer,
-            step or data position, and normalization statistics come from this run's data. Ignored when
-            the run resumes from its own checkpoint.
+            (``PATH.pt`` or ``pretrained:NAME``): its weights and EMA copy are loaded, and the weights
+            of every other parameter group it holds (a discriminator), not its optimizers, step or
+            data position; normalization statistics come from this run's data. Ignored when the run
+            resumes from its own checkpoint.
         retain_memory: on a CPU run, keep freed memory in the process for the next step instead of
             returning it to the kernel (:func:`vocoder.training.retain_freed_memory`; glibc only): the
             big per-step buffers are no longer faulted in and zeroed again every step, at the cost of a
@@ -207,18 +210,76 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+@dataclass
+class GroupOptimizer:
+    """How one parameter group is optimized (``optim.groups.<name>``).
+
+    Attributes:
+        optimizer_factory: the group's parameters → its optimizer.
+        scheduler_factory: optimizer → LR scheduler stepped once per update of the group, or ``None``.
+        grad_clip: max global gradient norm of the group's parameters (0: no clipping); ``None``
+            takes ``trainer.grad_clip``.
+    """
+
+    optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+    scheduler_factory: Callable[[torch.optim.Optimizer], Any] | None = None
+    grad_clip: float | None = None
+
+
+@dataclass
+class _Group:
+    """A parameter group at run time: its optimizer, schedule, clipping, loss weights and NaN counters."""
+
+    spec: ParameterGroup | None  # None: the module trains one optimizer (no parameter groups)
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    grad_clip: float
+    weights: dict[str, float]
+    weights_key: str  # where the weights come from, for messages (loss.weights / loss.weights.<name>)
+    consecutive_bad: int = 0
+    skipped: int = 0
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str | None:
+        return None if self.spec is None else self.spec.name
+
+    def due(self, step: int) -> bool:
+        return self.spec is None or self.spec.due(step)
+
+    def tag(self, kind: str, term: str | None = None) -> str:
+        """TensorBoard tag: ``loss/<term>``, ``grad_norm`` alone; ``loss/<group>/<term>`` in a group."""
+        parts = [kind] + ([] if self.spec is None else [self.spec.name]) + ([] if term is None else [term])
+        return "/".join(parts)
+
+
 class Trainer:
-    """Trains any :class:`TrainingModule`: optimizer, schedule, EMA, checkpoints, logs, DDP.
+    """Trains any :class:`TrainingModule`: optimizers, schedules, EMA, checkpoints, logs, DDP.
+
+    A module without parameter groups is trained by one optimizer over its trainable parameters. A
+    module that declares :class:`~vocoder.training.ParameterGroup` s (a generator and a
+    discriminator) is trained group by group every step in the declared order, each due group by its
+    own optimizer, LR schedule (stepped per update of the group), gradient clipping and NaN guard; the
+    EMA follows ``module.model`` (the first group's network) only. Checkpoints hold every group's
+    state: the first group's optimizer and schedule under ``optimizer`` / ``scheduler`` as for a
+    one-optimizer run, and ``groups`` (name → skipped updates; for the other groups also their
+    ``optimizer`` and ``scheduler`` states, in update order) and ``networks`` (name → weights of
+    every group but the first).
 
     Args:
         module: the model family's training module (holds ``module.model``).
-        optimizer_factory: parameters → optimizer (e.g. a Hydra partial of ``torch.optim.Adam``).
-        scheduler_factory: optimizer → LR scheduler stepped once per step, or ``None``.
+        optimizer_factory: parameters → optimizer (e.g. a Hydra partial of ``torch.optim.Adam``); with
+            parameter groups, of every group that ``group_optimizers`` does not name.
+        scheduler_factory: optimizer → LR scheduler stepped once per update, or ``None``.
         settings: :class:`TrainerSettings`.
         loss_weights: weight of every named loss term the module returns; the total is their
             weighted sum. A term missing here is an error (weight 0 logs a term without training on it).
+            With parameter groups, the numbers weight the first group's terms and
+            ``loss_weights[<group>]`` (a dict) the terms of every other group.
         config: the resolved run configuration (plain types), saved in checkpoints and ``config.yaml``.
         log: where one-line messages go.
+        group_optimizers: group name → :class:`GroupOptimizer` (``optim.groups``).
     """
 
     def __init__(
@@ -230,8 +291,10 @@ class Trainer:
         loss_weights: dict[str, float],
         config: dict[str, Any] | None = None,
         log: Callable[[str], None] = print,
+        group_optimizers: Mapping[str, GroupOptimizer] | None = None,
     ) -> None:
         self.module = module
+        self.group_optimizers = dict(group_optimizers or {})
         self.optimizer_factory = optimizer_factory
         self.scheduler_factory = scheduler_factory
         self.settings = settings
@@ -246,8 +309,9 @@ class Trainer:
         self._stop_requested = False
         self.dist = DistributedContext()
         self.device = torch.device("cpu")
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer: torch.optim.Optimizer | None = None  # the first (or only) group's
         self.scheduler = None
+        self.groups: list[_Group] = []
         self.ema: EMA | None = None
         self.writer = None
         self._run_lock: RunLock | None = None
@@ -270,14 +334,8 @@ class Trainer:
 
         random.seed(settings.seed + self.dist.rank)
         self.module.to(self.device)
-        self.optimizer = self.optimizer_factory(list(self.module.trainable_parameters()))
-        frozen = frozen_parameters_in(self.optimizer)
-        if frozen:
-            raise TrainingError(
-                f"the optimizer holds {frozen} parameter(s) of a network marked frozen; hold pretrained "
-                "networks in vocoder.training.FrozenModule, not as plain submodules or trainable parameters"
-            )
-        self.scheduler = self.scheduler_factory(self.optimizer) if self.scheduler_factory else None
+        self._build_groups()
+        self.optimizer, self.scheduler = self.groups[0].optimizer, self.groups[0].scheduler
         self.ema = EMA(self.module.model, decay=settings.ema_decay, warmup=settings.ema_warmup)
         if not self._maybe_resume() and settings.init_from:
             self._init_from(settings.init_from)
@@ -285,7 +343,8 @@ class Trainer:
             self.train_forward = nn.parallel.DistributedDataParallel(
                 self.module,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=settings.find_unused_parameters,
+                # each group's step leaves the other groups' parameters out of its graph
+                find_unused_parameters=settings.find_unused_parameters or len(self.groups) > 1,
             )
         else:
             self.train_forward = self.module
@@ -304,6 +363,90 @@ class Trainer:
 
                 text = yaml.safe_dump(self.config, sort_keys=False)
                 self._tensorboard("add_text", "config", "```\n" + text + "\n```", 0)
+
+    def _new_optimizer(self, params: list[nn.Parameter], label: str,
+                       options: GroupOptimizer | None) -> tuple[torch.optim.Optimizer, Any]:
+        factory = options.optimizer_factory if options is not None else self.optimizer_factory
+        optimizer = factory(params)
+        frozen = frozen_parameters_in(optimizer)
+        if frozen:
+            raise TrainingError(
+                f"the optimizer{label} holds {frozen} parameter(s) of a network marked frozen; hold "
+                "pretrained networks in vocoder.training.FrozenModule, not as plain submodules or trainable "
+                "parameters"
+            )
+        scheduler_factory = options.scheduler_factory if options is not None else self.scheduler_factory
+        return optimizer, scheduler_factory(optimizer) if scheduler_factory else None
+
+    def _build_groups(self) -> None:
+        """One optimizer for a module without parameter groups, else one per declared group."""
+        specs = list(self.module.parameter_groups())
+        numbers = {k: float(v) for k, v in self.loss_weights.items() if not isinstance(v, Mapping)}
+        nested = {k: v for k, v in self.loss_weights.items() if isinstance(v, Mapping)}
+        module_name = type(self.module).__name__
+        if not specs:
+            if nested:
+                name = sorted(nested)[0]
+                raise ConfigError(f"loss.weights.{name}: weights of a parameter group, but {module_name} "
+                                  "trains one optimizer (no parameter groups); give its terms plain weights")
+            if self.group_optimizers:
+                name = sorted(self.group_optimizers)[0]
+                raise ConfigError(f"optim.groups.{name}: {module_name} has no parameter groups; remove "
+                                  "optim.groups")
+            optimizer, scheduler = self._new_optimizer(list(self.module.trainable_parameters()), "", None)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            self.groups = [_Group(None, params, optimizer, scheduler, self.settings.grad_clip, numbers,
+                                  "loss.weights")]
+            return
+        names = [spec.name for spec in specs]
+        shown = ", ".join(names)
+        if len(set(names)) != len(names):
+            raise TrainingError(f"{module_name}: parameter group names repeat ({shown})")
+        if specs[0].network is not self.module.model:
+            raise TrainingError(f"{module_name}: the first parameter group ({names[0]}) must train the "
+                                "module's model (the network the EMA averages and synthesis uses)")
+        for name in sorted(set(self.group_optimizers) - set(names)):
+            raise ConfigError(f"optim.groups.{name}: {module_name} has no parameter group {name} "
+                              f"(groups: {shown})")
+        for name in sorted(set(nested) - set(names[1:])):
+            raise ConfigError(f"loss.weights.{name}: not a parameter group whose terms need weights of their "
+                              f"own (groups: {', '.join(names[1:])}; {names[0]}'s terms take the top-level "
+                              "loss.weights)")
+        seen: dict[int, str] = {}
+        self.groups = []
+        for index, spec in enumerate(specs):
+            params = [p for p in spec.network.parameters() if p.requires_grad]
+            if not params:
+                raise TrainingError(f"{module_name}: parameter group {spec.name} has no trainable parameters")
+            for param in params:
+                if id(param) in seen:
+                    raise TrainingError(f"{module_name}: parameter groups {seen[id(param)]} and {spec.name} "
+                                        "share parameters; each parameter belongs to one group")
+                seen[id(param)] = spec.name
+            options = self.group_optimizers.get(spec.name)
+            grad_clip = self.settings.grad_clip if options is None or options.grad_clip is None \
+                else float(options.grad_clip)
+            if not grad_clip >= 0:
+                raise ConfigError(f"optim.groups.{spec.name}.grad_clip: must be >= 0, got {grad_clip}")
+            optimizer, scheduler = self._new_optimizer(params, f" of parameter group {spec.name}", options)
+            if index == 0:
+                weights, key = numbers, "loss.weights"
+            else:
+                weights = {k: float(v) for k, v in nested.get(spec.name, {}).items()}
+                key = f"loss.weights.{spec.name}"
+            self.groups.append(_Group(spec, params, optimizer, scheduler, grad_clip, weights, key))
+
+    @contextlib.contextmanager
+    def _updating(self, group: _Group):
+        """While ``group`` is updated, the other groups' parameters require no gradients."""
+        others = [p for other in self.groups if other is not group for p in other.params]
+        for param in others:
+            param.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for param in others:
+                param.requires_grad_(True)
 
     def _lock_out_dir(self) -> None:
         """Rank 0 locks ``out_dir`` (:class:`RunLock`); every rank stops when it could not.
@@ -432,19 +575,40 @@ class Trainer:
             out.update({k: v for k, v in buffers.items() if k in out})
             return out
 
+        networks = state.get("networks") or {}
+        restored, fresh = [], []
+        for group in self.groups[1:]:
+            weights = networks.get(group.name)
+            if weights is None:
+                fresh.append(group.name)
+                continue
+            network = group.spec.network
+            own_network = network.state_dict()
+            mismatch = describe_mismatch(own_network, weights)
+            if mismatch:
+                raise CheckpointError(f"trainer.init_from={spec}: its {group.name} weights do not fit this "
+                                      f"run's ({mismatch})")
+            network.load_state_dict({k: v.to(own_network[k].dtype) for k, v in weights.items()})
+            restored.append(group.name)
         model.load_state_dict(converted(raw))
         self.ema.load_state_dict(converted(state["ema"]))
         if self.dist.is_main:
-            self.log(f"initialized from {spec} (step {int(state.get('step', 0))} there; optimizer, step and "
-                     "data position start fresh)")
+            optimizers = "optimizers" if len(self.groups) > 1 else "optimizer"
+            self.log(f"initialized from {spec} (step {int(state.get('step', 0))} there; {optimizers}, step "
+                     "and data position start fresh)")
+            if restored:
+                self.log(f"parameter group(s) {', '.join(restored)} initialized from {spec} as well")
+            if fresh:
+                self.log(f"parameter group(s) {', '.join(fresh)} start from scratch: {spec} holds no weights "
+                         "for them")
             semantic = semantic_mismatch(state.get("config") or {}, self.config)
             if semantic:  # e.g. mid-rise μ-law weights fine-tuned with mid-tread codes: it adapts, say so
                 self.log(f"note: {spec} was trained with another setting ({semantic}); fine-tuning adapts to this run's")
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """The one checkpoint dict (tensors and plain types only)."""
-        return {
+        """The one checkpoint dict (tensors and plain types only; parameter groups: see the class)."""
+        state = {
             "format": "vocoder-checkpoint-1",
             "model": self.module.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -459,9 +623,43 @@ class Trainer:
             "settings": asdict(self.settings),
             "config": self.config,
         }
+        if self.groups and self.groups[0].spec is not None:
+            state["networks"] = {group.name: group.spec.network.state_dict() for group in self.groups[1:]}
+            state["groups"] = {self.groups[0].name: {"skipped": self.groups[0].skipped}}
+            for group in self.groups[1:]:
+                state["groups"][group.name] = {
+                    "optimizer": group.optimizer.state_dict(),
+                    "scheduler": group.scheduler.state_dict() if group.scheduler is not None else {},
+                    "skipped": group.skipped,
+                }
+        return state
+
+    def _check_groups_fit(self, state: dict[str, Any], path: Path | str) -> None:
+        """The checkpoint's parameter groups are this run's, with weights that fit (one-line errors)."""
+        saved = state.get("groups") or {}
+        names = [group.name for group in self.groups if group.name is not None]
+        if list(saved) == names:
+            for group in self.groups[1:]:
+                weights = (state.get("networks") or {}).get(group.name)
+                if weights is None or "optimizer" not in saved[group.name]:
+                    raise CheckpointError(f"{path}: incomplete state of parameter group {group.name}; "
+                                          "resume from another checkpoint or use trainer.resume=never")
+                mismatch = describe_mismatch(group.spec.network.state_dict(), weights)
+                if mismatch:
+                    raise CheckpointError(
+                        f"{path}: its {group.name} was trained with another network or config ({mismatch}); "
+                        "use trainer.resume=never or another trainer.out_dir"
+                    )
+            return
+        held = f"parameter groups {', '.join(saved)}" if saved else "one optimizer"
+        wanted = f"parameter groups {', '.join(names)}" if names else "one optimizer"
+        raise CheckpointError(f"{path}: was trained with {held}, this run trains {wanted}; use "
+                              f"trainer.resume=never (and trainer.init_from={path} for its weights) or "
+                              "another trainer.out_dir")
 
     def load_state(self, state: dict[str, Any], path: Path | str = "checkpoint") -> None:
         """Restore everything :meth:`state_dict` saved; mismatching weights → one-line error."""
+        self._check_groups_fit(state, path)
         own = self.module.model.state_dict()
         mismatch = describe_mismatch(own, state["model"])
         if mismatch:
@@ -482,6 +680,19 @@ class Trainer:
             raise CheckpointError(f"{path}: optimizer state does not fit this optimizer ({exc})") from None
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
+        for group in self.groups[1:]:
+            saved = state["groups"][group.name]
+            group.spec.network.load_state_dict(state["networks"][group.name])
+            try:
+                group.optimizer.load_state_dict(saved["optimizer"])
+            except (ValueError, KeyError) as exc:
+                raise CheckpointError(f"{path}: optimizer state of parameter group {group.name} does not fit "
+                                      f"its optimizer ({exc})") from None
+            if group.scheduler is not None and saved.get("scheduler"):
+                group.scheduler.load_state_dict(saved["scheduler"])
+        for group in self.groups:
+            if group.name is not None:
+                group.skipped = int(state["groups"][group.name].get("skipped", 0))
         self.step = int(state["step"])
         self.best_valid = float(state.get("best_valid", math.inf))
         self.skipped_total = int(state.get("skipped_total", 0))
@@ -540,14 +751,16 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
-    def _total_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        unknown = sorted(set(losses) - set(self.loss_weights))
+    def _total_loss(self, losses: dict[str, torch.Tensor], group: _Group | None = None) -> torch.Tensor:
+        """Weighted sum of ``group``'s terms (default: the first group's, as validation reports them)."""
+        group = group or self.groups[0]
+        unknown = sorted(set(losses) - set(group.weights))
         if unknown:
             raise TrainingError(
-                f"loss.weights has no weight for the loss term(s) {', '.join(unknown)}; "
-                f"add e.g. loss.weights.{unknown[0]}=1.0"
+                f"{group.weights_key} has no weight for the loss term(s) {', '.join(unknown)}; "
+                f"add e.g. {group.weights_key}.{unknown[0]}=1.0"
             )
-        return sum(self.loss_weights[name] * value.float() for name, value in losses.items())
+        return sum(group.weights[name] * value.float() for name, value in losses.items())
 
     def _make_loader(self) -> torch.utils.data.DataLoader:
         dataset = self.module.train_dataset("train")
@@ -598,8 +811,7 @@ class Trainer:
 
         bar = tqdm(total=settings.max_steps, initial=self.step, disable=not show_bar, dynamic_ncols=True)
         sums: dict[str, float] = defaultdict(float)
-        counted = 0
-        consecutive_bad = 0
+        counts: dict[str, int] = defaultdict(int)
         interval_start = time.perf_counter()
         interval_samples = 0
         last_scalars: dict[str, float] = {}
@@ -608,58 +820,39 @@ class Trainer:
         while self.step < settings.max_steps:
             batch = _to_device(next(loader), self.device)
             self.step += 1
-            with self._autocast():
-                losses = self.train_forward(batch, self.step)
-            total = self._total_loss(losses)
-            self.optimizer.zero_grad(set_to_none=True)
-            finite = bool(torch.isfinite(total))
-            grad_norm = math.nan
-            if finite:
-                total.backward()
-                params = [p for group in self.optimizer.param_groups for p in group["params"]]
-                max_norm = settings.grad_clip if settings.grad_clip > 0 else math.inf
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-                finite = math.isfinite(grad_norm)
-            finite = not any_rank(not finite, self.dist, self.device)
-            if finite:
-                consecutive_bad = 0
-                self.optimizer.step()
-                if self.scheduler is not None:
-                    self.scheduler.step()
+            model_updated = False
+            for group in self.groups:
+                if not group.due(self.step):
+                    continue
+                updated = self._update_group(group, batch)
+                if updated:
+                    for tag, value in group.last_losses.items():
+                        sums[tag] += value
+                        counts[tag] += 1
+                model_updated |= updated and group is self.groups[0]
+            if model_updated:
                 extra = self.module.after_optimizer_step(self.step)
                 self.ema.update(self.module.model, self.step)
                 self.module.after_ema_update(self.ema.model)
-                for name, value in losses.items():
-                    sums[f"loss/{name}"] += float(value.detach())
-                sums["loss/total"] += float(total.detach())
-                sums["grad_norm"] += grad_norm
                 for name, value in extra.items():
                     module_scalars[name] = float(value)
-                counted += 1
-            else:
-                self.optimizer.zero_grad(set_to_none=True)
-                consecutive_bad += 1
-                self.skipped_total += 1
-                if consecutive_bad >= settings.max_bad_steps:
-                    path = self.save_checkpoint()  # skipped steps left the weights at the last good state
-                    raise TrainingError(
-                        f"{consecutive_bad} consecutive non-finite losses/gradients at step {self.step}; "
-                        f"last good state saved to {path}; lower optim.lr or raise trainer.grad_clip"
-                    )
             interval_samples += self.module.batch_num_samples(batch) * self.dist.world_size
             bar.update(1)
 
             if self.step % settings.log_every == 0 or self.step == settings.max_steps:
                 elapsed = max(time.perf_counter() - interval_start, 1e-9)
-                scalars = {k: v / max(counted, 1) for k, v in sums.items()}
-                scalars["lr"] = self.optimizer.param_groups[0]["lr"]
+                scalars = {k: v / counts[k] for k, v in sums.items()}
+                for group in self.groups:
+                    scalars[group.tag("lr")] = group.optimizer.param_groups[0]["lr"]
+                    if group.name is not None:
+                        scalars[group.tag("skipped_steps")] = float(group.skipped)
                 scalars["samples_per_s"] = interval_samples / elapsed
                 scalars["skipped_steps"] = float(self.skipped_total)
                 scalars.update(module_scalars)
                 self._log_scalars(scalars, bar, show_bar)
                 last_scalars = dict(scalars)
                 sums.clear()
-                counted = 0
+                counts.clear()
                 interval_samples = 0
                 interval_start = time.perf_counter()
             if settings.valid_every and self.step % settings.valid_every == 0:
@@ -676,12 +869,70 @@ class Trainer:
         bar.close()
         return last_scalars
 
+    def _update_group(self, group: _Group, batch: Any) -> bool:
+        """One update of ``group`` on ``batch``: its terms, backward, clipping, NaN guard, optimizer step.
+
+        Returns whether the group's weights were updated; the logged values are left in
+        ``group.last_losses`` (tag → value).
+
+        Raises:
+            TrainingError: ``trainer.max_bad_steps`` non-finite updates of the group in a row (the last
+                good state is saved first).
+        """
+        settings = self.settings
+        group.last_losses = {}
+        with self._updating(group), self._autocast():
+            if group.name is None:
+                losses = self.train_forward(batch, self.step)
+            else:
+                losses = self.train_forward(batch, self.step, group.name)
+                if not losses:  # the module skips this group's update at this step
+                    return False
+        total = self._total_loss(losses, group)
+        group.optimizer.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(total))
+        grad_norm = math.nan
+        if finite:
+            total.backward()
+            max_norm = group.grad_clip if group.grad_clip > 0 else math.inf
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(group.params, max_norm))
+            finite = math.isfinite(grad_norm)
+        finite = not any_rank(not finite, self.dist, self.device)
+        if finite:
+            group.consecutive_bad = 0
+            group.optimizer.step()
+            if group.scheduler is not None:
+                group.scheduler.step()
+            group.last_losses = {group.tag("loss", name): float(value.detach())
+                                 for name, value in losses.items()}
+            group.last_losses[group.tag("loss", "total")] = float(total.detach())
+            group.last_losses[group.tag("grad_norm")] = grad_norm
+            return True
+        group.optimizer.zero_grad(set_to_none=True)
+        group.consecutive_bad += 1
+        group.skipped += 1
+        self.skipped_total += 1
+        if group.consecutive_bad >= settings.max_bad_steps:
+            path = self.save_checkpoint()  # skipped steps left the weights at the last good state
+            where = "" if group.name is None else f" of parameter group {group.name}"
+            raise TrainingError(
+                f"{group.consecutive_bad} consecutive non-finite losses/gradients{where} at step "
+                f"{self.step}; last good state saved to {path}; lower optim.lr or raise trainer.grad_clip"
+            )
+        return False
+
     def _log_scalars(self, scalars: dict[str, float], bar, show_bar: bool) -> None:
         if not self.dist.is_main:
             return
         for name, value in scalars.items():
             self._tensorboard("add_scalar", name, value, self.step)
-        summary = f"loss {scalars.get('loss/total', math.nan):.4f} lr {scalars['lr']:.2e}"
+        first = self.groups[0]
+        if first.name is None:
+            summary = f"loss {scalars.get('loss/total', math.nan):.4f} lr {scalars['lr']:.2e}"
+        else:
+            totals = " ".join(f"{group.name} {scalars.get(group.tag('loss', 'total'), math.nan):.4f}"
+                              for group in self.groups)
+            summary = f"loss {totals} lr {scalars[first.tag('lr')]:.2e}"
         if show_bar:
             bar.set_postfix_str(summary)
         else:
