@@ -29,6 +29,30 @@ def test_packaged_lpcnet_is_a_small_plain_tensor_weights_file():
         assert f"## {section}" in card, section
 
 
+@pytest.mark.parametrize("name", available())
+def test_every_packaged_model_is_a_small_weights_file_with_a_card_and_loads(name):
+    """Each ``vocoder/pretrained/NAME.pt``: ≤ 5 MB of float16 EMA weights, a model card with its
+    sections and a version, and a network that rebuilds and synthesizes through ``vocoder.inference.load``."""
+    from vocoder.inference import load
+
+    spec = f"pretrained:{name}"
+    path = resolve(spec)
+    assert path.stat().st_size <= 5 * 1024 * 1024
+    state = torch.load(path, weights_only=True)
+    assert state["format"] == "vocoder-weights-1" and not {"optimizer", "model", "rng"} & set(state)
+    card = model_card(spec)
+    for section in ("Data", "Recipe", "Training", "Dev scores", "Licence"):
+        assert f"## {section}" in card, (name, section)
+    assert re.search(r"\*\*Version \d+\*\*, \d{4}-\d{2}-\d{2}", card), name
+    vocoder = load(spec)
+    channels = 20 if vocoder.conditioning_key == "features" else vocoder.features.n_mels
+    frames = np.zeros((6, channels), np.float32)
+    if vocoder.conditioning_key == "mel":
+        frames[:] = -5.0
+    wave = vocoder.synthesize([frames], seed=0)[0]
+    assert wave.shape == (6 * vocoder.features.hop_length,) and np.isfinite(wave).all()
+
+
 def test_packaged_lpcnet_synthesizes_speech_like_audio(sample_root):
     import soundfile as sf
 
