@@ -53,6 +53,16 @@ def _normed(layer: nn.Module, weight_norm: bool) -> nn.Module:
     return nn.utils.parametrizations.weight_norm(layer) if weight_norm else layer
 
 
+def _score(convs: nn.ModuleList, output: nn.Module, h: torch.Tensor, slope: float) -> DiscriminatorOutput:
+    """Run ``h`` through ``convs`` (each followed by a leaky ReLU of ``slope``) and ``output``, keeping
+    every hidden activation for feature matching."""
+    features = []
+    for conv in convs:
+        h = F.leaky_relu(conv(h), slope)
+        features.append(h)
+    return DiscriminatorOutput(output(h), features)
+
+
 def _check_waveform(x: torch.Tensor) -> None:
     if x.dim() != 2:
         raise ValueError(f"expected waveforms (B, T), got shape {tuple(x.shape)}")
@@ -139,11 +149,7 @@ class SpectrogramDiscriminator(nn.Module):
         """Score map ``(B, 1, 1 + T // hop_length, bins')`` and the five hidden activations."""
         _check_waveform(x)
         h = self.spectrogram(x)
-        features = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            features.append(h)
-        return DiscriminatorOutput(self.output(h), features)
+        return _score(self.convs, self.output, h, 0.1)
 
 
 class MultiResolutionSTFTDiscriminator(nn.Module):
@@ -236,11 +242,7 @@ class PeriodDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
         """Score map ``(B, 1, rows', p)`` and the hidden activations."""
         h = self.fold(x)
-        features = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            features.append(h)
-        return DiscriminatorOutput(self.output(h), features)
+        return _score(self.convs, self.output, h, 0.1)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -317,11 +319,7 @@ class ParallelWaveGANDiscriminator(nn.Module):
         """One :class:`DiscriminatorOutput`: score ``(B, 1, T)`` and the hidden activations."""
         _check_waveform(x)
         h = x.unsqueeze(1)
-        features = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.2)
-            features.append(h)
-        return [DiscriminatorOutput(self.output(h), features)]
+        return [_score(self.convs, self.output, h, 0.2)]
 
 
 #: discriminator kinds by config name (``loss.adversarial.discriminators``).
