@@ -351,3 +351,16 @@ def test_torchrun_two_ranks_keep_generator_and_discriminator_identical(tmp_path)
     assert results[0]["params"] == results[1]["params"]
     state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert _adam_steps(state["groups"]["disc"]["optimizer"]) == {6}
+
+
+def test_groups_without_a_group_step_are_refused_before_any_work(tmp_path, monkeypatch):
+    """A module that declares parameter groups must say what each is updated on."""
+    import trainer_toy
+
+    from vocoder.training import TrainingModule
+
+    monkeypatch.setattr(trainer_toy.ToyGANModule, "group_step", TrainingModule.group_step)
+    with pytest.raises(TypeError, match=r"ToyGANModule declares parameter groups \(gen, disc\) but does not "
+                                        r"define group_step"):
+        trainer_toy.make_gan_trainer(tmp_path / "run", max_steps=2).fit()
+    assert not (tmp_path / "run" / "checkpoints").exists()

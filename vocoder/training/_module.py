@@ -112,8 +112,11 @@ class TrainingModule(nn.Module, abc.ABC):
         Called once per due group and step, in the order of :meth:`parameter_groups`, with the same
         batch: a group's step may reuse what an earlier one computed this step (e.g. the generator's
         output, detached, for the discriminator). An empty dict means no update of the group.
+
+        A module that declares groups defines it; the trainer refuses one that does not before any
+        work. Without groups it is not called.
         """
-        raise NotImplementedError(f"{type(self).__name__} declares parameter groups but no group_step")
+        raise TypeError(f"{type(self).__name__}.group_step: not defined for group {group!r}")
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters handed to the optimizer (by default those of ``self.model`` that require grad)."""
