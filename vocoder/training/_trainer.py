@@ -385,8 +385,9 @@ class Trainer:
         nested = {k: v for k, v in self.loss_weights.items() if isinstance(v, Mapping)}
         module_name = type(self.module).__name__
         if specs and type(self.module).group_step is TrainingModule.group_step:
-            raise TypeError(f"{module_name} declares parameter groups ({', '.join(g.name for g in specs)}) but "
-                            "does not define group_step, the losses each group is updated on")
+            names = ", ".join(g.name for g in specs)
+            raise TypeError(f"{module_name} declares parameter groups ({names}) but does not define "
+                            "group_step, the losses each group is updated on")
         if not specs:
             if nested:
                 name = sorted(nested)[0]
