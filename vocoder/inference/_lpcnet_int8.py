@@ -379,32 +379,25 @@ def _synthesize_int8_kernel(tables, a_frame, b_frame,
                     logit = fc_scale[node] * vtanh(node_pre[0]) + fc_scale[levels + node] * vtanh(node_pre[1])
                     bit, rest = tree_decision(logit, power, tree_floor, rest)
                     code = 2 * code + bit
-                sample = predicted + code_values[code]
-                for k in range(order - 1, 0, -1):
-                    history[k] = history[k - 1]
-                history[0] = sample
-                excitation[u, t] = code
-                signal[u, t] = sample
-                prediction[u, t] = predicted
-                continue
-            # DualFC (int8 or float) → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
-            for i in range(2 * levels):
-                pre[i] = fc_bias[i]
-            if int8_fc:
-                int8_dense_gemv(fc_ptr, fc_idx, fc_weights, fc_sum, q_b, fc_qscale, pre)
             else:
-                dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
-            for k in range(levels):
-                first_branch = fc_scale[k] * vtanh(pre[k])
-                logits[k] = first_branch + fc_scale[levels + k] * vtanh(pre[levels + k])
-            peak = _peak(logits, lanes)
-            power = exponent[u, f]
-            for k in range(levels):
-                weights[k] = vexp(power * (logits[k] - peak))
-            inverse = one / reassoc_sum(weights)
-            for k in range(levels):
-                weights[k] = max(weights[k] * inverse - floor, zero)
-            code = _inverse_cdf(weights, chunk_sums, uniforms[u, t])
+                # DualFC (int8 or float) → tempered, floored pdf → inverse CDF → s_t = p_t + μ⁻¹(e_t)
+                for i in range(2 * levels):
+                    pre[i] = fc_bias[i]
+                if int8_fc:
+                    int8_dense_gemv(fc_ptr, fc_idx, fc_weights, fc_sum, q_b, fc_qscale, pre)
+                else:
+                    dense_product(1, fc, h_b, hidden_b, pre, fc_rows)
+                for k in range(levels):
+                    first_branch = fc_scale[k] * vtanh(pre[k])
+                    logits[k] = first_branch + fc_scale[levels + k] * vtanh(pre[levels + k])
+                peak = _peak(logits, lanes)
+                power = exponent[u, f]
+                for k in range(levels):
+                    weights[k] = vexp(power * (logits[k] - peak))
+                inverse = one / reassoc_sum(weights)
+                for k in range(levels):
+                    weights[k] = max(weights[k] * inverse - floor, zero)
+                code = _inverse_cdf(weights, chunk_sums, uniforms[u, t])
             sample = predicted + code_values[code]
             for k in range(order - 1, 0, -1):
                 history[k] = history[k - 1]
