@@ -255,9 +255,14 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
             gru_update(x_b[g * b_gates : (g + 1) * b_gates], g_b[g * b_gates : (g + 1) * b_gates],
                         h_b[g * hidden_b : (g + 1) * hidden_b], hidden_b)
 
-        if tree:  # the tree head: 8 nodes, two DualFC rows each → one decision per level
+        if not tree:  # DualFC: both branches of every level, for the whole group at once
             for g in range(group):
-                u = first + g
+                for i in range(2 * levels):
+                    pre[g * fc_rows + i] = fc_bias[i]
+            dense_product(group, fc, h_b, hidden_b, pre, fc_rows)
+        for g in range(group):
+            u = first + g
+            if tree:  # the tree head: 8 nodes, two DualFC rows each → one decision per level
                 hb = h_b[g * hidden_b : (g + 1) * hidden_b]
                 power = exponent[u, f]
                 rest = uniforms[u, t]
@@ -272,43 +277,28 @@ def _synthesize_group(tables, a_frame, b_frame, a_ptr, a_idx, a_blocks, a_diagon
                     logit = fc_scale[node] * vtanh(branch_a) + fc_scale[levels + node] * vtanh(branch_b)
                     bit, rest = tree_decision(logit, power, tree_floor, rest)
                     code = 2 * code + bit
-                sample = predicted[g] + code_values[code]
-                for k in range(order - 1, 0, -1):
-                    history[g, k] = history[g, k - 1]
-                history[g, 0] = sample
-                codes[g] = code
-                excitation[u, t] = code
-                signal[u, t] = sample
-                prediction[u, t] = predicted[g]
-            continue
-        # DualFC → tempered, floored distribution → inverse CDF → s_t = p_t + μ⁻¹(e_t)
-        for g in range(group):
-            for i in range(2 * levels):
-                pre[g * fc_rows + i] = fc_bias[i]
-        dense_product(group, fc, h_b, hidden_b, pre, fc_rows)
-        for g in range(group):
-            u = first + g
-            branches = pre[g * fc_rows : (g + 1) * fc_rows]
-            for k in range(levels):
-                first_branch = fc_scale[k] * vtanh(branches[k])
-                logits[k] = first_branch + fc_scale[levels + k] * vtanh(branches[levels + k])
-            peak = logits[0]
-            for k in range(1, levels):
-                peak = max(peak, logits[k])
-            power = exponent[u, f]
-            for k in range(levels):
-                weights[k] = vexp(power * (logits[k] - peak))
-            inverse = one / reassoc_sum(weights)
-            for k in range(levels):
-                weights[k] = max(weights[k] * inverse - floor, zero)
-            threshold = uniforms[u, t] * reassoc_sum(weights)
-            cumulative = 0.0
-            code = levels - 1
-            for k in range(levels):
-                cumulative += weights[k]
-                if threshold < cumulative:
-                    code = k
-                    break
+            else:  # tempered, floored distribution → inverse CDF
+                branches = pre[g * fc_rows : (g + 1) * fc_rows]
+                for k in range(levels):
+                    first_branch = fc_scale[k] * vtanh(branches[k])
+                    logits[k] = first_branch + fc_scale[levels + k] * vtanh(branches[levels + k])
+                peak = logits[0]
+                for k in range(1, levels):
+                    peak = max(peak, logits[k])
+                power = exponent[u, f]
+                for k in range(levels):
+                    weights[k] = vexp(power * (logits[k] - peak))
+                inverse = one / reassoc_sum(weights)
+                for k in range(levels):
+                    weights[k] = max(weights[k] * inverse - floor, zero)
+                threshold = uniforms[u, t] * reassoc_sum(weights)
+                cumulative = 0.0
+                code = levels - 1
+                for k in range(levels):
+                    cumulative += weights[k]
+                    if threshold < cumulative:
+                        code = k
+                        break
             sample = predicted[g] + code_values[code]
             for k in range(order - 1, 0, -1):
                 history[g, k] = history[g, k - 1]
